@@ -41,6 +41,7 @@ from pkcs11.exceptions import (
     EncryptedDataLenRange,
     GeneralError,
     PKCS11Error,
+    UserAlreadyLoggedIn,
 )
 from pkcs11.mechanisms import GCMParams
 
@@ -86,13 +87,21 @@ class Pkcs11KeyProvider:
     def __init__(self, config: Pkcs11Config) -> None:
         self._config = config
         self._lock = threading.Lock()
+        pin = config.read_pin()
         try:
-            token = pkcs11.lib(config.module_path).get_token(token_label=config.token_label)
-            self._session = token.open(rw=True, user_pin=config.read_pin())
+            library = pkcs11.lib(config.module_path)
+        except PKCS11Error:
+            raise ProviderError(f"cannot load PKCS#11 module {config.module_path}") from None
+        try:
+            token = library.get_token(token_label=config.token_label)
+            self._session = token.open(rw=True, user_pin=pin)
+        except UserAlreadyLoggedIn:
+            # PKCS#11 login state is per process, and close() logs every session out.
+            raise ProviderError(
+                "PKCS#11 token already logged in by this process: use one provider per token"
+            ) from None
         except PKCS11Error as exc:
             raise _provider_error("cannot open the PKCS#11 token", exc) from None
-        except OSError as exc:
-            raise ProviderError(f"cannot load PKCS#11 module {config.module_path}") from exc
         self._keys: dict[int, Any] = {}
         self._scan()
 
@@ -170,7 +179,7 @@ class Pkcs11KeyProvider:
         with self._lock:
             versions = sorted(self._keys)
             token = self._session.token
-            return {
+            description: dict[str, object] = {
                 "kind": "pkcs11",
                 "module_path": self._config.module_path,
                 "token_label": self._config.token_label,
@@ -180,17 +189,19 @@ class Pkcs11KeyProvider:
                 "versions": versions,
                 "current_version": versions[-1] if versions else None,
             }
-
-    def root_key_attributes(self, version: int) -> dict[str, bool]:
-        """The protection flags the token reports for a root version (for audits and tests)."""
-        with self._lock:
-            key = self._keys[version]
-            return {
-                "sensitive": bool(key[Attribute.SENSITIVE]),
-                "extractable": bool(key[Attribute.EXTRACTABLE]),
-                "always_sensitive": bool(key[Attribute.ALWAYS_SENSITIVE]),
-                "never_extractable": bool(key[Attribute.NEVER_EXTRACTABLE]),
-            }
+            if versions:
+                # What the token itself reports, so an audit need not trust this code.
+                current = self._keys[versions[-1]]
+                description["current_key"] = {
+                    name: bool(current[attribute])
+                    for name, attribute in (
+                        ("sensitive", Attribute.SENSITIVE),
+                        ("extractable", Attribute.EXTRACTABLE),
+                        ("always_sensitive", Attribute.ALWAYS_SENSITIVE),
+                        ("never_extractable", Attribute.NEVER_EXTRACTABLE),
+                    )
+                }
+            return description
 
     def close(self) -> None:
         with self._lock:
