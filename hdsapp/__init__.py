@@ -1,0 +1,1 @@
+"""hdsapp: care coordination for French private-practice health professionals."""

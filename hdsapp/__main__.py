@@ -1,0 +1,3 @@
+from hdsapp.cli import main
+
+raise SystemExit(main())

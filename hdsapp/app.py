@@ -1,0 +1,145 @@
+"""create_app(): middleware order, routers, exception handlers, lifespan."""
+
+from __future__ import annotations
+
+import http
+import logging
+import traceback
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.types import Scope
+
+from hdsapp.config import Settings, get_settings
+from hdsapp.core.db import Database
+from hdsapp.core.errors import (
+    PROBLEM_MEDIA_TYPE,
+    BadRequest,
+    HdsError,
+    InternalError,
+    Unprocessable,
+    problem_body,
+)
+from hdsapp.core.http import BodySizeLimitMiddleware, RequestContextMiddleware, current_request_id
+from hdsapp.core.jobs import configure_celery
+from hdsapp.system import endpoints as system_endpoints
+from hdsapp.web import endpoints as web_endpoints
+
+log = logging.getLogger(__name__)
+
+ErrorRenderer = Callable[[Request, HdsError], Response]
+
+
+def render_problem(request: Request, error: HdsError) -> Response:
+    body = problem_body(error, request_id=current_request_id(), instance=request.url.path)
+    return JSONResponse(
+        body, status_code=error.status, media_type=PROBLEM_MEDIA_TYPE, headers=error.headers
+    )
+
+
+def render_error(request: Request, error: HdsError) -> Response:
+    """Render with the renderer registered for the path (e.g. OperationOutcome on /fhir)."""
+    renderers: list[tuple[str, ErrorRenderer]] = request.app.state.error_renderers
+    for prefix, renderer in renderers:
+        if request.url.path.startswith(prefix):
+            return renderer(request, error)
+    return render_problem(request, error)
+
+
+async def _on_hds_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HdsError)
+    return render_error(request, exc)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return render_error(
+            request, BadRequest("The body is not valid JSON.", code="malformed-json")
+        )
+    # Never echo "input": it may be health data.
+    details = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in errors
+    ]
+    return render_error(request, Unprocessable(extra={"errors": details}))
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    phrase = http.HTTPStatus(exc.status_code).phrase
+    code = phrase.lower().replace(" ", "-").replace("'", "")
+    detail = exc.detail if isinstance(exc.detail, str) else phrase
+    error = HdsError(detail, status=exc.status_code, code=code, title=phrase)
+    error.headers = dict(exc.headers or {})
+    return render_error(request, error)
+
+
+def _on_unexpected(scope: Scope, exc: BaseException) -> Response:
+    # The message may carry data (pydantic and driver errors quote values), and so may source
+    # lines: log the type and where it happened, nothing else.
+    frames = [
+        f"{f.filename}:{f.lineno} in {f.name}" for f in traceback.extract_tb(exc.__traceback__)
+    ]
+    log.error("unhandled error", extra={"error": type(exc).__name__, "trace": frames})
+    return render_error(Request(scope), InternalError("An unexpected error occurred."))
+
+
+def _body_limit(settings: Settings) -> Callable[[Scope], int]:
+    def limit_for(scope: Scope) -> int:
+        for name, value in scope["headers"]:
+            if name == b"content-type" and value.startswith(b"multipart/form-data"):
+                return settings.max_upload_bytes
+        return settings.max_body_bytes
+
+    return limit_for
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_database:
+            app.state.database.dispose()
+
+    owns_database = database is None
+    app = FastAPI(
+        title="hdsapp",
+        version="0.1.0",
+        description="Care coordination for French private-practice health professionals.",
+        # FastAPI's /docs pages load Swagger UI from a CDN: no page, only the document.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = database or Database(
+        settings.effective_database_url, pool_size=settings.db_pool_size
+    )
+    app.state.celery = configure_celery(settings)
+    app.state.error_renderers = []
+
+    app.add_exception_handler(HdsError, _on_hds_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+
+    app.include_router(system_endpoints.router)
+    app.include_router(web_endpoints.router)
+    app.mount("/static", StaticFiles(directory=web_endpoints.STATIC_DIR), name="static")
+
+    # Added innermost first: the request context wraps everything, so even a 413 or a
+    # rejected Host header carries the security headers and a request id.
+    app.add_middleware(BodySizeLimitMiddleware, limit_for=_body_limit(settings))
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
+    app.add_middleware(RequestContextMiddleware, on_unexpected=_on_unexpected)
+    return app

@@ -1,0 +1,156 @@
+"""The one Settings class: every ``HDS_*`` variable, with embedded defaults.
+
+Defaults give a single-machine deployment that needs no other server: SQLite under ``var/``,
+local secret files created by ``hdsapp init``, and an embedded Celery broker. ``HDS_ENV=production``
+turns the defaults that are only safe on a laptop into start-up errors.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "HDS_"
+# The test suite reads its own variables; they are not settings of the service.
+_RESERVED_PREFIXES = ("HDS_TEST_",)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the variable and what to set."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def _comma_list(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    env: Literal["development", "production"] = "development"
+    debug: bool = False
+    data_dir: Path = Path("var")
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; SQLite under data_dir if empty"
+    )
+    broker_url: str = Field(default="", description="Celery broker; embedded broker if empty")
+    public_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    trusted_hosts: Annotated[list[str], NoDecode] = ["127.0.0.1", "localhost", "testserver"]
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = []
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    db_pool_size: int = Field(default=10, ge=1)
+    worker_concurrency: int = Field(default=2, ge=1)
+    heartbeat_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator("trusted_hosts", "forwarded_allow_ips", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'hdsapp.sqlite3').resolve()}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return not self.broker_url
+
+    @property
+    def effective_broker_url(self) -> str:
+        if self.broker_url:
+            return self.broker_url
+        return f"sqla+sqlite:///{(self.data_dir / 'broker.sqlite3').resolve()}"
+
+    def production_problems(self) -> list[str]:
+        """What makes this configuration unfit for ``HDS_ENV=production``."""
+        if self.env != "production":
+            return []
+        problems = []
+        if self.debug:
+            problems.append("HDS_DEBUG: must be false in production")
+        if urlsplit(self.public_url).scheme != "https":
+            problems.append("HDS_PUBLIC_URL: must be an https:// URL in production")
+        if "testserver" in self.trusted_hosts:
+            problems.append("HDS_TRUSTED_HOSTS: set the host names clients use (not the default)")
+        missing = [p.name for p in required_secret_files(self) if not p.exists()]
+        if missing:
+            problems.append(
+                f"HDS_DATA_DIR: secrets missing in {self.secrets_dir} ({', '.join(missing)}); "
+                "run `hdsapp init`"
+            )
+        return problems
+
+
+def required_secret_files(settings: Settings) -> list[Path]:
+    return [settings.secrets_dir / "app.key"]
+
+
+def _unknown_variables(environ: dict[str, str]) -> list[str]:
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    return sorted(
+        name
+        for name in environ
+        if name.startswith(ENV_PREFIX)
+        and not name.startswith(_RESERVED_PREFIXES)
+        and name not in known
+    )
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Read settings from the environment; raise ConfigError naming every bad variable."""
+    env = dict(os.environ if environ is None else environ)
+    problems = [f"{name}: unknown setting" for name in _unknown_variables(env)]
+    settings: Settings | None = None
+    try:
+        settings = Settings.model_validate(_from_env(env))
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(f"{ENV_PREFIX}{field.upper()}: {error['msg']}")
+    if settings is not None:
+        problems.extend(settings.production_problems())
+    if problems or settings is None:
+        raise ConfigError(problems)
+    return settings
+
+
+def _from_env(env: dict[str, str]) -> dict[str, object]:
+    # Validating an explicit mapping (rather than letting pydantic-settings read os.environ)
+    # makes load_settings testable with any environment and keeps one parsing path.
+    values: dict[str, object] = {}
+    for name in Settings.model_fields:
+        key = ENV_PREFIX + name.upper()
+        if key in env:
+            values[name] = env[key]
+    return values
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,1 @@
+"""The service itself: liveness, readiness and the housekeeping heartbeat."""

@@ -1,0 +1,18 @@
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+class Check(BaseModel):
+    name: Literal["database", "schema", "broker"]
+    ok: bool
+    reason: str | None = None
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: list[Check]
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"] = "ok"

@@ -1,0 +1,1 @@
+"""The PWA, served from the same origin as the API."""
