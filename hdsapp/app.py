@@ -28,7 +28,7 @@ from hdsapp.core.errors import (
 )
 from hdsapp.core.http import BodySizeLimitMiddleware, RequestContextMiddleware, current_request_id
 from hdsapp.core.jobs import configure_celery
-from hdsapp.system import endpoints as system_endpoints
+from hdsapp.core.modules import domain_modules
 from hdsapp.web import endpoints as web_endpoints
 
 log = logging.getLogger(__name__)
@@ -133,8 +133,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
 
-    app.include_router(system_endpoints.router)
-    app.include_router(web_endpoints.router)
+    for module in domain_modules("endpoints"):
+        app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=web_endpoints.STATIC_DIR), name="static")
 
     # Added innermost first: the request context wraps everything, so even a 413 or a

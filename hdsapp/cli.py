@@ -2,13 +2,13 @@
 
 Every command accepts ``--json`` and then prints exactly one JSON object on stdout; without it,
 text for people. Secrets are read from stdin, never from arguments. Domain packages contribute
-their commands through a ``commands.py`` module with a ``register(subparsers)`` function.
+their commands through a ``commands.py`` module with a ``register(subparsers)`` function,
+found by hdsapp.core.modules.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import subprocess
@@ -20,10 +20,8 @@ from typing import Any
 from hdsapp import migrations
 from hdsapp.config import ConfigError, Settings, load_settings, required_secret_files
 from hdsapp.core.db import Database
+from hdsapp.core.modules import domain_modules
 from hdsapp.core.secrets import create_secret_file, ensure_private_dir
-
-# Domains whose commands.py adds subcommands; listed so the command set is explicit.
-COMMAND_MODULES: list[str] = []
 
 
 @dataclass
@@ -194,8 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker = add_command(subparsers, "worker", cmd_worker, "run a background worker")
     worker.add_argument("--beat", action="store_true", help="embed the scheduler")
     add_command(subparsers, "beat", cmd_beat, "run the scheduler")
-    for module in COMMAND_MODULES:
-        importlib.import_module(module).register(subparsers)
+    for module in domain_modules("commands"):
+        module.register(subparsers)
     return parser
 
 

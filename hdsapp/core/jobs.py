@@ -16,10 +16,9 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session as OrmSession
 
 from hdsapp.config import Settings
+from hdsapp.core.modules import domain_module_names
 
 log = logging.getLogger(__name__)
-
-TASK_MODULES = ["hdsapp.system.tasks"]
 
 _PENDING_KEY = "hds_pending_jobs"
 _ID_TYPES = (str, int, uuid.UUID)
@@ -49,7 +48,7 @@ def configure_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         enable_utc=True,
         timezone="UTC",
-        imports=TASK_MODULES,
+        imports=domain_module_names("tasks"),
         beat_schedule={
             "heartbeat": {
                 "task": "hdsapp.system.heartbeat",

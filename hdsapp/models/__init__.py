@@ -1,5 +1,8 @@
 """SQLModel tables, one module per table; importing this package registers them all."""
 
+import importlib
+import pkgutil
+
 from sqlmodel import SQLModel
 
 # Deterministic constraint names, so Alembic migrations are identical on SQLite and PostgreSQL.
@@ -11,6 +14,9 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 
-from hdsapp.models.worker_heartbeat import WorkerHeartbeat  # noqa: E402
+# Every module here defines tables; importing them all gives Alembic and the tests the full
+# metadata without a hand-kept list.
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["SQLModel", "WorkerHeartbeat"]
+__all__ = ["SQLModel"]

@@ -2,7 +2,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from hdsapp.core.db import utcnow
-from hdsapp.models import WorkerHeartbeat
+from hdsapp.models.worker_heartbeat import WorkerHeartbeat
 
 
 def ping(session: Session) -> None:
