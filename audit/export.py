@@ -186,8 +186,9 @@ def _object(
     if not isinstance(obj, dict):
         raise ExportError(f"{where} is not a JSON object")
     if not keys <= obj.keys() <= keys | optional:
-        missing, extra = sorted(keys - obj.keys()), sorted(obj.keys() - keys - optional)
-        raise ExportError(f"{where}: missing {missing}, unexpected {extra}")
+        missing = [f"missing {k!r}" for k in sorted(keys - obj.keys())]
+        extra = [f"unexpected {k!r}" for k in sorted(obj.keys() - keys - optional)]
+        raise ExportError(f"{where}: {', '.join(missing + extra)}")
     return obj
 
 

@@ -94,7 +94,10 @@ def _proofs(export: Export, checkpoints: Sequence[Checkpoint]) -> _Proofs:
     found = [(first, second) for first, second, _ in export.proofs]
     wanted = required_proofs(export.end, [c.size for c in checkpoints])
     if found != wanted:
-        raise VerificationError(f"consistency: the proofs are for {found}, not {wanted}")
+        raise VerificationError(
+            f"consistency: the proofs are for {found}, not {wanted}: the range or the"
+            " checkpoints are not those the export was made for"
+        )
     proofs = {(first, second): proof for first, second, proof in export.proofs}
     for k, (old, new) in enumerate(itertools.pairwise(checkpoints)):
         if old.size:
@@ -115,7 +118,7 @@ def _entries(export: Export, checkpoints: Sequence[Checkpoint], proofs: _Proofs)
     """Checks every entry and the roots; returns how many events were withheld."""
     at_size = {c.size: (k, c) for k, c in enumerate(checkpoints)}
     tree = CompactRange(export.prefix.size, list(export.prefix.hashes))
-    _root_at(tree, at_size)
+    _root_at(tree, export.start, at_size)
     events = iter(export.events)
     withheld = 0
     rows = zip(export.indices, export.leaves, export.nonces, export.full_urls, strict=True)
@@ -142,7 +145,7 @@ def _entries(export: Export, checkpoints: Sequence[Checkpoint], proofs: _Proofs)
             )  # fmt: skip
         tree.append(_sha256(b"\x00" + data).digest())
         if tree.size in at_size:
-            _root_at(tree, at_size)
+            _root_at(tree, export.start, at_size)
     if tree.size != export.end:
         raise VerificationError(f"entry {tree.size}: missing: the range ends at {export.end}")
     unclaimed = next(events, None)
@@ -154,13 +157,13 @@ def _entries(export: Export, checkpoints: Sequence[Checkpoint], proofs: _Proofs)
     return withheld
 
 
-def _root_at(tree: CompactRange, at_size: Mapping[int, tuple[int, Checkpoint]]) -> None:
+def _root_at(tree: CompactRange, start: int, at_size: Mapping[int, tuple[int, Checkpoint]]) -> None:
     if tree.size in at_size:
         k, checkpoint = at_size[tree.size]
         if tree.root() != checkpoint.root_hash:
             raise VerificationError(
-                f"checkpoint {k}: its root differs from the root of the entries up to size"
-                f" {tree.size}"
+                f"checkpoint {k} (size {tree.size}): its root is not that of the prefix and"
+                f" the entries [{start}, {tree.size})"
             )
 
 
