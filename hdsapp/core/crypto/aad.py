@@ -24,16 +24,19 @@ from __future__ import annotations
 import dataclasses
 import enum
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 AD_ENCODING_V1 = 0x01
 MAX_U32 = 2**32 - 1
 MAX_U64 = 2**64 - 1
 
 _U32 = struct.Struct(">I")
+_PRESENT_STR = struct.Struct(">BI")
+_PRESENT_U32 = struct.Struct(">BI")
 _CHUNK = struct.Struct(">BQB")
 _ABSENT = b"\x00"
-_PRESENT = b"\x01"
+_STR_FIELDS = ("group_id", "thread_id", "record_id", "author_id")
+_VERSION_FIELDS = ("kek_version", "dek_version")
 
 
 class RecordKind(enum.StrEnum):
@@ -66,22 +69,39 @@ class AssociatedData:
     chunk_index: int | None = None
     last_chunk: bool = False
 
+    _encoded: bytes = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
-        if not isinstance(self.kind, RecordKind):
+        # Validates and encodes in one pass, once per object: this runs for every seal and open.
+        if type(self.kind) is not RecordKind:
             raise TypeError("kind must be a RecordKind")
-        for name in ("group_id", "thread_id", "record_id", "author_id"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, str) or not value):
+        parts = [_KIND_PREFIX[self.kind]]
+        for name in _STR_FIELDS:
+            text = getattr(self, name)
+            if text is None:
+                parts.append(_ABSENT)
+            elif type(text) is str and text:
+                data = text.encode()
+                parts += (_PRESENT_STR.pack(1, len(data)), data)
+            else:
                 raise ValueError(f"{name} must be a non-empty str or None")
-        for name in ("kek_version", "dek_version"):
+        for name in _VERSION_FIELDS:
             version = getattr(self, name)
-            if version is not None and not _is_int_in(version, MAX_U32):
+            if version is None:
+                parts.append(_ABSENT)
+            elif _is_int_in(version, MAX_U32):
+                parts.append(_PRESENT_U32.pack(1, version))
+            else:
                 raise ValueError(f"{name} must be an int in [0, 2**32)")
         if self.chunk_index is None:
             if self.last_chunk:
                 raise ValueError("last_chunk needs a chunk_index")
-        elif not _is_int_in(self.chunk_index, MAX_U64):
+            parts.append(_ABSENT)
+        elif _is_int_in(self.chunk_index, MAX_U64):
+            parts.append(_CHUNK.pack(1, self.chunk_index, bool(self.last_chunk)))
+        else:
             raise ValueError("chunk_index must be an int in [0, 2**64)")
+        object.__setattr__(self, "_encoded", b"".join(parts))
 
     def for_chunk(self, index: int, *, last: bool) -> AssociatedData:
         """The identity of chunk ``index`` of this (unchunked) record."""
@@ -91,23 +111,18 @@ class AssociatedData:
 
     def encode(self) -> bytes:
         """The canonical bytes fed to AES-GCM as associated data (see the module docstring)."""
-        parts = [bytes((AD_ENCODING_V1,)), _str(self.kind.value)]
-        for text in (self.group_id, self.thread_id, self.record_id, self.author_id):
-            parts.append(_ABSENT if text is None else _PRESENT + _str(text))
-        for version in (self.kek_version, self.dek_version):
-            parts.append(_ABSENT if version is None else _PRESENT + _U32.pack(version))
-        if self.chunk_index is None:
-            parts.append(_ABSENT)
-        else:
-            parts.append(_CHUNK.pack(1, self.chunk_index, self.last_chunk))
-        return b"".join(parts)
+        return self._encoded
 
 
-def _str(text: str) -> bytes:
-    data = text.encode("utf-8")
-    return _U32.pack(len(data)) + data
+def _encode_kind(kind: RecordKind) -> bytes:
+    data = kind.value.encode()
+    return bytes((AD_ENCODING_V1,)) + _U32.pack(len(data)) + data
+
+
+# The version byte and the length-prefixed kind, computed once per kind.
+_KIND_PREFIX = {kind: _encode_kind(kind) for kind in RecordKind}
 
 
 def _is_int_in(value: object, maximum: int) -> bool:
-    # bool is an int subclass; True as a version is a bug, not version 1.
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= maximum
+    # type() rather than isinstance(): True as a version is a bug, not version 1.
+    return type(value) is int and 0 <= value <= maximum

@@ -61,17 +61,13 @@ class EnvelopeHeader:
 
 def read_header(envelope: bytes) -> EnvelopeHeader:
     """Parse the header without opening the envelope (nothing here is authenticated yet)."""
-    if len(envelope) < OVERHEAD_BYTES:
-        raise IntegrityError("envelope is too short")
-    format_byte, key_version = _PREFIX.unpack_from(envelope)
-    if format_byte != FORMAT_V1:
-        raise IntegrityError(f"unsupported envelope format 0x{format_byte:02x}")
+    key_version = _check_format(envelope)
     return EnvelopeHeader(key_version=key_version, nonce=bytes(envelope[5:HEADER_BYTES]))
 
 
 def key_version_of(envelope: bytes) -> int:
     """The key version an envelope was sealed under, e.g. to find rows needing re-encryption."""
-    return read_header(envelope).key_version
+    return _check_format(envelope)
 
 
 def seal(key: Key, plaintext: bytes, *, key_version: int, aad: AssociatedData) -> bytes:
@@ -88,12 +84,12 @@ def open_envelope(key: Key | KeyLookup, envelope: bytes, *, aad: AssociatedData)
     ``IntegrityError`` if anything was changed, ``MissingKeyError`` if the lookup has no such
     version.
     """
-    header = read_header(envelope)
+    key_version = _check_format(envelope)
     if callable(key):
-        key = key(header.key_version)
+        key = key(key_version)
     try:
         return _cipher(key).decrypt(
-            header.nonce, envelope[HEADER_BYTES:], envelope[:5] + aad.encode()
+            envelope[5:HEADER_BYTES], envelope[HEADER_BYTES:], envelope[:5] + aad.encode()
         )
     except InvalidTag:
         raise IntegrityError("envelope failed authentication") from None
@@ -121,6 +117,17 @@ def _seal_with_nonce(
         raise ValueError("nonce must be 12 bytes")
     prefix = _PREFIX.pack(FORMAT_V1, key_version)
     return prefix + nonce + _cipher(key).encrypt(nonce, plaintext, prefix + aad.encode())
+
+
+def _check_format(envelope: bytes) -> int:
+    """Check the length and format byte; return the key version."""
+    if len(envelope) < OVERHEAD_BYTES:
+        raise IntegrityError("envelope is too short")
+    format_byte, key_version = _PREFIX.unpack_from(envelope)
+    if format_byte != FORMAT_V1:
+        raise IntegrityError(f"unsupported envelope format 0x{format_byte:02x}")
+    result: int = key_version
+    return result
 
 
 def _cipher(key: Key) -> AESGCM:

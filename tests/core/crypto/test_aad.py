@@ -3,7 +3,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 
 from hdsapp.core.crypto.aad import AssociatedData, RecordKind
 from tests.core.crypto.helpers import associated_data
@@ -13,6 +13,7 @@ MESSAGE = AssociatedData(
 )
 
 
+@settings(deadline=None)
 @given(associated_data(), associated_data())
 def test_encoding_is_injective(a: AssociatedData, b: AssociatedData) -> None:
     assert (a.encode() == b.encode()) == (a == b)
