@@ -31,8 +31,7 @@ MAX_U32 = 2**32 - 1
 MAX_U64 = 2**64 - 1
 
 _U32 = struct.Struct(">I")
-_PRESENT_STR = struct.Struct(">BI")
-_PRESENT_U32 = struct.Struct(">BI")
+_PRESENT_U32 = struct.Struct(">BI")  # presence byte 0x01, then a length or a version
 _CHUNK = struct.Struct(">BQB")
 _ABSENT = b"\x00"
 _STR_FIELDS = ("group_id", "thread_id", "record_id", "author_id")
@@ -82,7 +81,7 @@ class AssociatedData:
                 parts.append(_ABSENT)
             elif type(text) is str and text:
                 data = text.encode()
-                parts += (_PRESENT_STR.pack(1, len(data)), data)
+                parts += (_PRESENT_U32.pack(1, len(data)), data)
             else:
                 raise ValueError(f"{name} must be a non-empty str or None")
         for name in _VERSION_FIELDS:
@@ -93,12 +92,14 @@ class AssociatedData:
                 parts.append(_PRESENT_U32.pack(1, version))
             else:
                 raise ValueError(f"{name} must be an int in [0, 2**32)")
+        if type(self.last_chunk) is not bool:
+            raise ValueError("last_chunk must be a bool")
         if self.chunk_index is None:
             if self.last_chunk:
                 raise ValueError("last_chunk needs a chunk_index")
             parts.append(_ABSENT)
         elif _is_int_in(self.chunk_index, MAX_U64):
-            parts.append(_CHUNK.pack(1, self.chunk_index, bool(self.last_chunk)))
+            parts.append(_CHUNK.pack(1, self.chunk_index, self.last_chunk))
         else:
             raise ValueError("chunk_index must be an int in [0, 2**64)")
         object.__setattr__(self, "_encoded", b"".join(parts))

@@ -54,6 +54,7 @@ def test_encoding_bytes() -> None:
         {"dek_version": 2**32},
         {"kek_version": True},
         {"last_chunk": True},
+        {"chunk_index": 0, "last_chunk": 1},
         {"chunk_index": -1},
         {"chunk_index": 2**64},
     ],

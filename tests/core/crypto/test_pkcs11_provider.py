@@ -187,11 +187,13 @@ def test_rotation_and_destruction(provider: Pkcs11KeyProvider) -> None:
     assert provider.describe()["versions"] == [2]
 
 
-def test_root_keys_persist_and_other_processes_see_rotation(
+def test_other_processes_see_rotation_and_destruction(
     provider: Pkcs11KeyProvider, config: Pkcs11Config
 ) -> None:
     provider.rotate()
     data_key = generate_data_key()
+    wrapped_here = provider.wrap(data_key, aad=AD)
+    # An admin process (the CLI) rotates, wraps, and shreds version 1 while this one runs.
     script = (
         "import sys\n"
         "from hdsapp.core.crypto.aad import AssociatedData, RecordKind\n"
@@ -199,10 +201,11 @@ def test_root_keys_persist_and_other_processes_see_rotation(
         "config = Pkcs11Config(module_path=sys.argv[1], token_label=sys.argv[2],\n"
         "                      key_label=sys.argv[3], pin_env=sys.argv[4])\n"
         "aad = AssociatedData(RecordKind.WRAPPED_KEK, group_id='g1', kek_version=1)\n"
-        "with Pkcs11KeyProvider(config) as other:\n"
-        "    assert other.describe()['versions'] == [1]\n"
-        "    assert other.rotate() == 2\n"
-        "    print(other.wrap(bytes.fromhex(sys.argv[5]), aad=aad).hex())\n"
+        "with Pkcs11KeyProvider(config) as admin:\n"
+        "    assert admin.describe()['versions'] == [1]\n"
+        "    assert admin.rotate() == 2\n"
+        "    print(admin.wrap(bytes.fromhex(sys.argv[5]), aad=aad).hex())\n"
+        "    admin.destroy_version(1)\n"
     )
     result = subprocess.run(
         [
@@ -216,8 +219,11 @@ def test_root_keys_persist_and_other_processes_see_rotation(
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
     wrapped_elsewhere = bytes.fromhex(result.stdout.strip())
-    assert key_version_of(wrapped_elsewhere) == 2
+    # The provider's handle to version 1 is stale now: wrap notices and moves to version 2.
+    assert key_version_of(provider.wrap(data_key, aad=AD)) == 2
     assert provider.unwrap(wrapped_elsewhere, aad=AD) == data_key
+    with pytest.raises(MissingKeyError):
+        provider.unwrap(wrapped_here, aad=AD)
 
 
 def test_root_key_never_leaves_the_token(config: Pkcs11Config) -> None:

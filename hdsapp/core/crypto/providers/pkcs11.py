@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ from pkcs11.exceptions import (
     EncryptedDataInvalid,
     EncryptedDataLenRange,
     GeneralError,
+    KeyHandleInvalid,
+    ObjectHandleInvalid,
     PKCS11Error,
     UserAlreadyLoggedIn,
 )
@@ -61,6 +64,9 @@ _AUTH_FAILURES = (
     DataInvalid,
     DataLenRange,
 )
+
+# A cached key handle whose object another process destroyed.
+_STALE_HANDLE = (KeyHandleInvalid, ObjectHandleInvalid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,29 +109,33 @@ class Pkcs11KeyProvider:
         except PKCS11Error as exc:
             raise _provider_error("cannot open the PKCS#11 token", exc) from None
         self._keys: dict[int, Any] = {}
-        self._scan()
+        try:
+            self._scan()
+        except ProviderError:
+            self._session.close()
+            raise
 
     def wrap(self, plaintext_key: bytes, *, aad: AssociatedData) -> bytes:
-        with self._lock:
+        def attempt() -> bytes:
             if not self._keys:
                 raise MissingKeyError("no root key in the token yet: call rotate() first")
             version = max(self._keys)
-            header = EnvelopeHeader(key_version=version, nonce=os.urandom(NONCE_BYTES)).encode()
-            params = GCMParams(header[5:], header[:5] + aad.encode(), 128)
-            try:
-                sealed = self._keys[version].encrypt(
-                    plaintext_key, mechanism=Mechanism.AES_GCM, mechanism_param=params
-                )
-            except PKCS11Error as exc:
-                raise _provider_error("PKCS#11 wrap failed", exc) from None
-        return header + bytes(sealed)
+            nonce = os.urandom(NONCE_BYTES)
+            header = EnvelopeHeader(key_version=version, nonce=nonce).encode()
+            params = GCMParams(nonce, header[:5] + aad.encode(), 128)
+            sealed = self._keys[version].encrypt(
+                plaintext_key, mechanism=Mechanism.AES_GCM, mechanism_param=params
+            )
+            return header + bytes(sealed)
+
+        with self._lock:
+            return self._run(attempt, "PKCS#11 wrap failed")
 
     def unwrap(self, wrapped: bytes, *, aad: AssociatedData) -> bytes:
         header = read_header(wrapped)
         params = GCMParams(header.nonce, wrapped[:5] + aad.encode(), 128)
-        with self._lock:
-            if header.key_version not in self._keys:
-                self._scan()  # another process may have rotated since we looked
+
+        def attempt() -> bytes:
             key = self._keys.get(header.key_version)
             if key is None:
                 raise MissingKeyError(f"root key version {header.key_version} is not available")
@@ -135,9 +145,12 @@ class Pkcs11KeyProvider:
                 )
             except _AUTH_FAILURES:
                 raise IntegrityError("wrapped key failed authentication") from None
-            except PKCS11Error as exc:
-                raise _provider_error("PKCS#11 unwrap failed", exc) from None
-        return bytes(opened)
+            return bytes(opened)
+
+        with self._lock:
+            if header.key_version not in self._keys:
+                self._scan()  # another process may have rotated since we looked
+            return self._run(attempt, "PKCS#11 unwrap failed")
 
     def rotate(self) -> int:
         with self._lock:
@@ -212,6 +225,17 @@ class Pkcs11KeyProvider:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _run(self, attempt: Callable[[], bytes], what: str) -> bytes:
+        try:
+            try:
+                return attempt()
+            except _STALE_HANDLE:
+                # Our handle names an object another process destroyed: look again, once.
+                self._scan()
+                return attempt()
+        except PKCS11Error as exc:
+            raise _provider_error(what, exc) from None
 
     def _scan(self) -> None:
         found: dict[int, Any] = {}
