@@ -60,7 +60,7 @@ class LocalKeyProvider:
     def unwrap(self, wrapped: bytes, *, aad: AssociatedData) -> bytes:
         with self._lock:
             self._refresh()
-            keys = dict(self._keys)
+            keys = self._keys  # replaced, never mutated, by _refresh
 
         def lookup(version: int) -> Key:
             try:
