@@ -4,6 +4,7 @@ without rereading leaves, and what an export carries for the leaves before its r
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from audit.merkle import EMPTY_ROOT, HASH_SIZE, HashSource, check_hashes, node_hash
@@ -33,12 +34,20 @@ class CompactRange:
         return cls(size, hashes)
 
     def append(self, leaf: bytes) -> None:
-        hashes, n = self.hashes, self.size
-        while n & 1:
-            leaf = hashlib.sha256(b"\x01" + hashes.pop() + leaf).digest()
-            n >>= 1
-        hashes.append(leaf)
-        self.size += 1
+        self.extend((leaf,))
+
+    def extend(self, leaves: Iterable[bytes]) -> None:
+        hashes, size = self.hashes, self.size
+        pop, push, sha256 = hashes.pop, hashes.append, hashlib.sha256
+        for leaf in leaves:
+            # Each set low bit of size is a perfect subtree that the new leaf completes.
+            node, carry = leaf, size
+            while carry & 1:
+                node = sha256(b"\x01" + pop() + node).digest()
+                carry >>= 1
+            push(node)
+            size += 1
+        self.size = size
 
     def root(self) -> bytes:
         if not self.hashes:

@@ -45,6 +45,7 @@ _KEYS = {
     "entries", "bundle", "checkpoints", "consistency",
 }  # fmt: skip
 _ENTRY_KEYS = {"index", "leaf", "nonce", "fullUrl"}
+_BUNDLE_ENTRY_KEYS = {"fullUrl", "resource"}
 _BUNDLE_KEYS = frozenset({"resourceType", "id", "meta", "identifier", "type", "timestamp", "entry"})
 
 
@@ -307,12 +308,13 @@ def _bundle_events(value: object) -> list[tuple[str, dict[str, Any]]]:
         raise ExportError("bundle.entry is not a non-empty list")
     events = []
     for k, row in enumerate(rows):
-        where = f"bundle.entry[{k}]"
-        entry = _object(row, {"fullUrl", "resource"}, where)
-        full_url, resource = entry["fullUrl"], entry["resource"]
-        if not isinstance(full_url, str) or not full_url:
-            raise ExportError(f"{where}.fullUrl is not a non-empty string")
-        if not isinstance(resource, dict) or resource.get("resourceType") != "AuditEvent":
-            raise ExportError(f"{where}.resource is not an AuditEvent")
+        # As in _entries, the well-formed case is tested inline first.
+        if type(row) is not dict or row.keys() != _BUNDLE_ENTRY_KEYS:
+            _object(row, _BUNDLE_ENTRY_KEYS, f"bundle.entry[{k}]")
+        full_url, resource = row["fullUrl"], row["resource"]
+        if type(full_url) is not str or not full_url:
+            raise ExportError(f"bundle.entry[{k}].fullUrl is not a non-empty string")
+        if type(resource) is not dict or resource.get("resourceType") != "AuditEvent":
+            raise ExportError(f"bundle.entry[{k}].resource is not an AuditEvent")
         events.append((full_url, resource))
     return events

@@ -82,20 +82,34 @@ class Leaf:
 def unpack(data: bytes) -> tuple[int, int, str, int, bytes]:
     """(position, time_ms, kind, outcome, commitment) of leaf data, strictly checked; the
     verifier's loop uses it to avoid an object per leaf."""
-    if len(data) < _HEAD.size:
-        raise LeafError(f"leaf data is {len(data)} bytes, shorter than its header")
-    version, position, time_ms, kind_len = _HEAD.unpack_from(data)
-    if version != VERSION:
-        raise LeafError(f"leaf version {version} is not {VERSION}")
+    try:
+        version, position, time_ms, kind_len = _HEAD.unpack_from(data)
+    except struct.error:
+        raise LeafError(f"leaf data is {len(data)} bytes, shorter than its header") from None
     end = _HEAD.size + kind_len
-    if len(data) != end + 1 + COMMITMENT_SIZE:
+    if version != VERSION or len(data) != end + 1 + COMMITMENT_SIZE:
+        if version != VERSION:
+            raise LeafError(f"leaf version {version} is not {VERSION}")
         raise LeafError(f"leaf data is {len(data)} bytes, not {end + 1 + COMMITMENT_SIZE}")
-    kind = data[_HEAD.size : end].decode("latin-1")
+    raw_kind = data[_HEAD.size : end]
+    kind = _KINDS.get(raw_kind) or _check_kind(raw_kind)
+    outcome = data[end]
+    if outcome not in OUTCOMES:
+        raise LeafError(f"outcome {outcome} is not one of 0, 4, 8, 12")
+    return position, time_ms, kind, outcome, data[end + 1 :]
+
+
+# A log uses a handful of kinds: remembering those already checked spares a regex per leaf.
+_KINDS: dict[bytes, str] = {}
+
+
+def _check_kind(raw: bytes) -> str:
+    kind = raw.decode("latin-1")
     if not _KIND.fullmatch(kind):
         raise LeafError(f"kind {kind!r} is not 1 to {MAX_KIND} of [a-z0-9._-]")
-    if data[end] not in OUTCOMES:
-        raise LeafError(f"outcome {data[end]} is not one of 0, 4, 8, 12")
-    return position, time_ms, kind, data[end], data[end + 1 :]
+    if len(_KINDS) < 256:
+        _KINDS[raw] = kind
+    return kind
 
 
 def new_nonce() -> bytes:

@@ -25,6 +25,9 @@ from audit.note import Verifier
 
 _sha256 = hashlib.sha256
 _Proofs = Mapping[tuple[int, int], Sequence[bytes]]
+_sorted_json = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+).encode
 
 
 class VerificationError(Exception):
@@ -121,16 +124,20 @@ def _entries(export: Export, checkpoints: Sequence[Checkpoint], proofs: _Proofs)
     _root_at(tree, export.start, at_size)
     events = iter(export.events)
     withheld = 0
+    # Leaf hashes wait here until a checkpoint size or the end: one tree.extend per batch.
+    pending: list[bytes] = []
+    # Locals, because this loop runs once per entry.
+    decode, push, end, sha256 = b64.decode, pending.append, export.end, _sha256
     rows = zip(export.indices, export.leaves, export.nonces, export.full_urls, strict=True)
     for expected, (index, encoded, nonce, full_url) in enumerate(rows, export.start):
         if index != expected:
             raise VerificationError(
                 f"entry {expected}: entry {index} is in its place (entries missing or reordered)"
             )
-        if index >= export.end:
-            raise VerificationError(f"entry {index}: past the end of the range {export.end}")
+        if index >= end:
+            raise VerificationError(f"entry {index}: past the end of the range {end}")
         try:
-            data = b64.decode(encoded)
+            data = decode(encoded)
             position, time_ms, _, outcome, commitment = unpack(data)
         except ValueError as e:
             raise VerificationError(f"entry {index}: leaf data: {e}") from None
@@ -143,9 +150,12 @@ def _entries(export: Export, checkpoints: Sequence[Checkpoint], proofs: _Proofs)
                 index, nonce, full_url, events,
                 time_ms=time_ms, outcome=outcome, commitment=commitment,
             )  # fmt: skip
-        tree.append(_sha256(b"\x00" + data).digest())
-        if tree.size in at_size:
+        push(sha256(b"\x00" + data).digest())
+        if index + 1 in at_size:
+            tree.extend(pending)
+            pending.clear()
             _root_at(tree, export.start, at_size)
+    tree.extend(pending)
     if tree.size != export.end:
         raise VerificationError(f"entry {tree.size}: missing: the range ends at {export.end}")
     unclaimed = next(events, None)
@@ -208,14 +218,13 @@ def _event(
 
 
 def _commits(event: dict[str, Any], nonce: bytes, commitment: bytes) -> bool:
-    """Sorted compact `json.dumps` is RFC 8785 for most events and runs in C. It is tried
-    first: equal hashes mean equal bytes, and equal JSON texts mean equal events, so a match
-    is sound; only on a mismatch is the slow reference canonicalisation needed."""
+    """Sorted compact JSON from the C encoder is RFC 8785 for most events and is tried first:
+    equal hashes mean equal bytes, and equal JSON texts mean equal events, so a match is
+    sound; only on a mismatch is the slow reference canonicalisation needed."""
     try:
-        fast = json.dumps(event, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-        if _sha256(nonce + fast.encode()).digest() == commitment:
+        if _sha256(nonce + _sorted_json(event).encode()).digest() == commitment:
             return True
-    except UnicodeEncodeError:
+    except ValueError:  # a lone surrogate or a float out of range: JCS will refuse it too
         pass
     try:
         return event_commitment(event, nonce) == commitment

@@ -164,3 +164,12 @@ def test_leaf_for_event() -> None:
     nonce = new_nonce()
     leaf = leaf_for_event(position=7, kind="rest.read", event=EVENT, nonce=nonce)
     assert leaf == Leaf(7, 1741079472345, "rest.read", 4, event_commitment(EVENT, nonce))
+
+
+def test_many_distinct_kinds_are_all_checked() -> None:
+    # Past the remembered few, every kind is still checked, one by one.
+    for n in range(300):
+        kind = f"k{n}"
+        assert unpack(Leaf(0, 0, kind, 0, COMMITMENT).encode())[2] == kind
+    with pytest.raises(LeafError, match="kind"):
+        unpack(_raw(kind=b"K300"))

@@ -317,9 +317,10 @@ def test_events_outside_the_fast_path_still_verify(extra: dict[str, Any]) -> Non
 def test_an_event_that_cannot_be_canonicalised_fails() -> None:
     log = Log(signer=LOG.signer)
     log.append(audit_event(0), bytes(32))
-    text = dumps(log.export(0, 1)).replace('"display": "hdsapp"', '"display": "\\ud800"')
-    report = verify_export(parse_export(text), [])
-    assert report.error == "entry 0: event hash mismatch"
+    text = dumps(log.export(0, 1))
+    for bad in ('"display": "\\ud800"', '"display": 1e999'):
+        report = verify_export(parse_export(text.replace('"display": "hdsapp"', bad)), [])
+        assert report.error == "entry 0: event hash mismatch"
 
 
 def test_parsed_export_keeps_entries_as_columns() -> None:
