@@ -56,6 +56,22 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     worker_concurrency: int = Field(default=2, ge=1)
     heartbeat_seconds: float = Field(default=30.0, gt=0)
+    # Audit log (hdsapp.core.accesslog, hdsapp.auditing).
+    audit_mode: Literal["simple", "sequencer"] = "simple"
+    audit_origin: str = Field(
+        default="",
+        pattern=r"^[^\s+]{0,200}$",
+        description="checkpoint origin line (no space, no '+'); from public_url if empty",
+    )
+    audit_signing_key_file: Path | None = Field(
+        default=None, description="Ed25519 seed of the checkpoint signer; under secrets if unset"
+    )
+    audit_checkpoint_seconds: float = Field(default=1.0, gt=0)
+    db_app_role: str = Field(
+        default="",
+        pattern=r"^([A-Za-z_][A-Za-z0-9_]{0,62})?$",
+        description="PostgreSQL role of the service: the audit tables are revoked from it",
+    )
 
     @field_validator("trusted_hosts", "forwarded_allow_ips", mode="before")
     @classmethod
@@ -76,6 +92,17 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'hdsapp.sqlite3').resolve()}"
+
+    @property
+    def audit_signing_key_path(self) -> Path:
+        return self.audit_signing_key_file or self.secrets_dir / "audit-signing.key"
+
+    @property
+    def effective_audit_origin(self) -> str:
+        if self.audit_origin:
+            return self.audit_origin
+        host = urlsplit(self.public_url).netloc.rsplit("@", 1)[-1] or "localhost"
+        return f"{host}/hdsapp-audit"
 
     @property
     def embedded_broker(self) -> bool:

@@ -1,4 +1,4 @@
-"""FastAPI dependencies shared by the endpoints: the request's unit of work and settings."""
+"""FastAPI dependencies shared by the endpoints: the request's unit of work, settings, actor."""
 
 from collections.abc import Iterator
 from typing import Annotated
@@ -7,7 +7,11 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from hdsapp.config import Settings
+from hdsapp.core.actor import Actor, RequestInfo, anonymous
 from hdsapp.core.db import Database
+from hdsapp.core.http import current_request_id
+
+MAX_USER_AGENT = 512
 
 
 def get_database(request: Request) -> Database:
@@ -30,3 +34,26 @@ def get_db_session(database: Annotated[Database, Depends(get_database)]) -> Iter
 SessionDep = Annotated[Session, Depends(get_db_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
+
+
+def request_info(request: Request) -> RequestInfo:
+    """Where the request comes from, as the audit log records it."""
+    request_id = getattr(request.state, "request_id", None) or current_request_id()
+    user_agent = request.headers.get("user-agent")
+    return RequestInfo(
+        request_id=request_id,
+        client_ip=request.client.host if request.client else None,
+        user_agent=user_agent[:MAX_USER_AGENT] if user_agent else None,
+    )
+
+
+def get_actor(request: Request) -> Actor:
+    """The caller: the Actor an upstream dependency or middleware authenticated, else an
+    anonymous one (identity replaces this body with real authentication)."""
+    actor = getattr(request.state, "actor", None)
+    if isinstance(actor, Actor):
+        return actor
+    return anonymous(request_info(request))
+
+
+ActorDep = Annotated[Actor, Depends(get_actor)]
