@@ -307,6 +307,7 @@ def _bundle_events(value: object) -> list[tuple[str, dict[str, Any]]]:
     if not isinstance(rows, list) or not rows:
         raise ExportError("bundle.entry is not a non-empty list")
     events = []
+    seen: set[str] = set()
     for k, row in enumerate(rows):
         # As in _entries, the well-formed case is tested inline first.
         if type(row) is not dict or row.keys() != _BUNDLE_ENTRY_KEYS:
@@ -316,5 +317,8 @@ def _bundle_events(value: object) -> list[tuple[str, dict[str, Any]]]:
             raise ExportError(f"bundle.entry[{k}].fullUrl is not a non-empty string")
         if type(resource) is not dict or resource.get("resourceType") != "AuditEvent":
             raise ExportError(f"bundle.entry[{k}].resource is not an AuditEvent")
+        if full_url in seen:  # FHIR bdl-7
+            raise ExportError(f"bundle.entry[{k}].fullUrl {full_url!r} is not unique")
+        seen.add(full_url)
         events.append((full_url, resource))
     return events

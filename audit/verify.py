@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from audit import b64
-from audit.checkpoint import Checkpoint, open_checkpoint
+from audit.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from audit.compact_range import CompactRange
 from audit.export import Export, required_proofs
 from audit.leaf import NONCE_SIZE, LeafError, event_commitment, event_outcome, instant_ms, unpack
 from audit.merkle import EMPTY_ROOT, ProofError, verify_consistency
-from audit.note import Verifier
+from audit.note import NoteError, Verifier
 
 _sha256 = hashlib.sha256
 _Proofs = Mapping[tuple[int, int], Sequence[bytes]]
@@ -71,10 +71,12 @@ def _checkpoints(export: Export, verifiers: Sequence[Verifier], pinned: bool) ->
     for k, note in enumerate(export.checkpoints):
         try:
             checkpoint, _ = open_checkpoint(note, verifiers)
-        except ValueError as e:
+        except NoteError as e:
             keys = ", ".join(str(v) for v in verifiers)
             whose = "pinned" if pinned else "export's"
             raise VerificationError(f"checkpoint {k}: {e} (the {whose} keys: {keys})") from None
+        except CheckpointError as e:
+            raise VerificationError(f"checkpoint {k}: {e}") from None
         if checkpoint.origin != export.origin:
             raise VerificationError(
                 f"checkpoint {k}: origin {checkpoint.origin!r} is not {export.origin!r}"

@@ -186,6 +186,8 @@ SHAPES: list[tuple[str, str | bytes, str]] = [
      r"bundle\.entry\[0\]\.fullUrl is not"),
     ("bundle resource type", _edit(_set("bundle", "entry", 0, "resource", value=[])),
      r"bundle\.entry\[0\]\.resource is not an AuditEvent"),
+    ("bundle fullUrl twice", _edit(_set("bundle", "entry", 1, "fullUrl", value="urn:uuid:ae-3")),
+     r"bundle\.entry\[1\]\.fullUrl 'urn:uuid:ae-3' is not unique"),
     ("bundle patient",
      _edit(_set("bundle", "entry", 0, "resource", value={"resourceType": "Patient"})),
      r"bundle\.entry\[0\]\.resource is not an AuditEvent"),
