@@ -175,8 +175,12 @@ def loads(data: str | bytes) -> Any:
     """Strict JSON: UTF-8, no duplicate names, no NaN or Infinity."""
     try:
         return json.loads(data, object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
+    except ExportError:
+        raise
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ExportError(f"not JSON: {e}") from None
+    except ValueError as e:  # an integer of more than 4300 digits
+        raise ExportError(f"not usable JSON: {e}") from None
     except RecursionError:
         raise ExportError("not usable JSON: nested too deeply") from None
 

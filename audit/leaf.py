@@ -121,7 +121,7 @@ def event_commitment(event: Mapping[str, Any], nonce: bytes) -> bytes:
         raise LeafError(f"the nonce must be {NONCE_SIZE} bytes")
     try:
         canonical = rfc8785.dumps(event)
-    except rfc8785.CanonicalizationError as e:
+    except (rfc8785.CanonicalizationError, RecursionError) as e:
         raise LeafError(f"the event has no RFC 8785 form: {e}") from None
     return hashlib.sha256(nonce + canonical).digest()
 

@@ -35,6 +35,15 @@ class NoteError(ValueError):
 def check_key_name(name: str) -> None:
     if not name or "+" in name or any(c.isspace() or c < " " for c in name):
         raise NoteError(f"key name {name!r} is empty or holds a space, a control or a '+'")
+    _check_utf8(name, f"key name {name!r}")
+
+
+def _check_utf8(text: str, what: str) -> None:
+    # A str can hold lone surrogates (from a JSON escape, or undecodable bytes in argv).
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise NoteError(f"{what} is not valid Unicode text") from None
 
 
 def key_id(name: str, public_key: bytes) -> bytes:
@@ -174,6 +183,7 @@ def sign_note(text: str, signers: Sequence[Signer]) -> str:
 def _check_text(text: str) -> None:
     if _CONTROL.search(text):
         raise NoteError("the note holds a control character other than newline")
+    _check_utf8(text, "the note")
 
 
 def parse_note(note: str | bytes) -> Note:

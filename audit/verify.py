@@ -226,8 +226,8 @@ def _commits(event: dict[str, Any], nonce: bytes, commitment: bytes) -> bool:
     try:
         if _sha256(nonce + _sorted_json(event).encode()).digest() == commitment:
             return True
-    except ValueError:  # a lone surrogate or a float out of range: JCS will refuse it too
-        pass
+    except (ValueError, RecursionError):  # JCS refuses these too: a lone surrogate, an
+        pass  # infinite float, or nesting too deep
     try:
         return event_commitment(event, nonce) == commitment
     except LeafError:

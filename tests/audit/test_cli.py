@@ -179,3 +179,14 @@ def test_module_entry_point(
         runpy.run_module("audit", run_name="__main__")
     assert exit_.value.code == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
+
+
+def test_undecodable_key_argument_exits_2(good: Path) -> None:
+    done = subprocess.run(
+        [sys.executable.encode(), b"-m", b"audit", b"verify", str(good).encode(),
+         b"--key", b"\xff+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k"],
+        cwd=REPO, capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith(b"unusable input: not a verifier key")
+    assert b"Traceback" not in done.stderr

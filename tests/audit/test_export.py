@@ -135,6 +135,8 @@ SHAPES: list[tuple[str, str | bytes, str]] = [
     ("duplicate name", GOOD.replace('"version": 1', '"version": 1, "version": 1'),
      "duplicate name 'version'"),
     ("deep", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ("huge integer", GOOD.replace('"version": 1', '"version": 1' + "0" * 5000),
+     "not usable JSON: Exceeds the limit"),
     ("array", "[]", "the export is not a JSON object"),
     ("missing key", _edit(_delete("bundle")), "the export: missing 'bundle'$"),
     ("extra key", _edit(_set("extra", value=1)), "the export: unexpected 'extra'$"),

@@ -115,6 +115,14 @@ def test_commitment_refusals() -> None:
         event_commitment({"n": 2**60}, bytes(32))
 
 
+def test_commitment_of_an_event_nested_too_deeply() -> None:
+    deep: list[Any] = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(LeafError, match="RFC 8785"):
+        event_commitment({"deep": deep}, bytes(32))
+
+
 def test_new_nonce() -> None:
     assert len(new_nonce()) == NONCE_SIZE
     assert new_nonce() != new_nonce()

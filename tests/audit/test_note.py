@@ -101,6 +101,7 @@ SIG = "— log.example AAAAAAE=\n"
     [
         (b"t\n\n\xff\n", "not UTF-8"),
         ("t\r\n\n" + SIG, "control character"),
+        ("t\ud800\n\n" + SIG, "not valid Unicode"),
         ("t\n\n" + SIG.replace(" A", "\tA"), "control character"),
         ("t\n" + SIG, "no signature block"),
         ("t\n\n" + SIG[:-1], "no signature block"),
@@ -158,7 +159,7 @@ def test_signer_key_parse_is_strict() -> None:
         Signer.parse(GO_SIGNER.replace("+AXNN", "+AnNN"))
 
 
-@pytest.mark.parametrize("name", ["", "a b", "a+b", "a\u00a0b", "a\x00b"])
+@pytest.mark.parametrize("name", ["", "a b", "a+b", "a\u00a0b", "a\x00b", "a\udcff"])
 def test_key_names_are_checked(name: str) -> None:
     with pytest.raises(NoteError, match="key name"):
         Signer.generate(name)

@@ -280,6 +280,13 @@ def test_checkpoint_body_must_parse() -> None:
     )
 
 
+def test_checkpoint_with_a_lone_surrogate() -> None:
+    doc = LOG.export(A, B, SIZES)
+    text = dumps(doc).replace("hds.example/audit\\n8\\n", "hds.example/audit\\ud800\\n8\\n", 1)
+    report = verify_export(parse_export(text), [])
+    assert (report.error or "").startswith("checkpoint 0: the note is not valid Unicode text")
+
+
 def test_empty_tree_checkpoint_needs_the_empty_root() -> None:
     def change(notes: list[str]) -> None:
         notes.insert(0, sign_checkpoint(Checkpoint(ORIGIN, 0, bytes(32)), [LOG.signer]))
@@ -326,6 +333,17 @@ def test_an_event_that_cannot_be_canonicalised_fails() -> None:
     for bad in ('"display": "\\ud800"', '"display": 1e999'):
         report = verify_export(parse_export(text.replace('"display": "hdsapp"', bad)), [])
         assert report.error == "entry 0: event hash mismatch"
+
+
+def test_an_event_nested_too_deeply_fails() -> None:
+    log = Log(signer=LOG.signer)
+    log.append(audit_event(0), bytes(32))
+    export = parse_export(dumps(log.export(0, 1)))
+    deep: list[Any] = []
+    for _ in range(5000):
+        deep = [deep]
+    export.events[0][1]["deep"] = deep
+    assert verify_export(export).error == "entry 0: event hash mismatch"
 
 
 def test_parsed_export_keeps_entries_as_columns() -> None:
