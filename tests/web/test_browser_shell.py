@@ -1,0 +1,257 @@
+"""The shell in a real Chromium: service worker, manifest, CSP, language, accessibility."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect
+
+from hdsapp.web.shell import current_shell
+from tests.web.a11y import assert_accessible
+from tests.web.conftest import Guard, Shoot
+
+pytestmark = pytest.mark.browser
+
+CACHES_JS = """
+async () => {
+  const out = {};
+  for (const name of await caches.keys()) {
+    const cache = await caches.open(name);
+    out[name] = (await cache.keys()).map((r) => new URL(r.url).pathname + new URL(r.url).search);
+  }
+  return out;
+}
+"""
+
+
+def wait_for_worker(page: Page) -> None:
+    """Until the service worker is active and controls the page."""
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    if not page.evaluate("Boolean(navigator.serviceWorker.controller)"):
+        page.wait_for_function("Boolean(navigator.serviceWorker.controller)")
+
+
+def caches_of(page: Page) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = page.evaluate(CACHES_JS)
+    return result
+
+
+def open_signin(page: Page) -> None:
+    page.goto("/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Connexion")
+
+
+def test_signin_page_renders_in_french(page: Page, shoot: Shoot) -> None:
+    open_signin(page)
+    assert page.evaluate("document.documentElement.lang") == "fr"
+    assert page.url.endswith("/#/signin")
+    expect(page).to_have_title("Connexion · hdsapp")
+    expect(page.get_by_label("Adresse e-mail")).to_be_focused()
+    expect(page.get_by_label("Mot de passe", exact=True)).to_have_attribute(
+        "autocomplete", "current-password"
+    )
+    otp = page.get_by_label("Code de vérification")
+    expect(otp).to_have_attribute("autocomplete", "one-time-code")
+    expect(otp).to_have_attribute("inputmode", "numeric")
+    expect(page.get_by_role("button", name="Se connecter")).to_be_visible()
+    # No federated provider is configured here: no Pro Santé Connect button.
+    expect(page.get_by_text("Pro Santé Connect")).to_have_count(0)
+    assert_accessible(page)
+    shoot(page, "signin")
+
+
+def test_service_worker_precaches_the_shell_and_nothing_else(page: Page, guard: Guard) -> None:
+    open_signin(page)
+    wait_for_worker(page)
+    shell = current_shell()
+    cached = caches_of(page)
+    assert list(cached) == [shell.cache_name]
+    assert sorted(cached[shell.cache_name]) == sorted(shell.files)
+    scope = page.evaluate("navigator.serviceWorker.ready.then((r) => r.scope)")
+    assert scope == f"{guard.origin}/"
+
+
+def test_worker_serves_the_shell_and_leaves_api_to_the_network(
+    page: Page, context: BrowserContext, guard: Guard
+) -> None:
+    open_signin(page)
+    wait_for_worker(page)
+    served: dict[str, bool] = {}
+    page.on("response", lambda r: served.__setitem__(r.url, r.from_service_worker))
+    page.reload()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Connexion")
+    assert served[f"{guard.origin}/static/app.css"] is True
+    assert served[f"{guard.origin}/static/js/main.js"] is True
+    assert served[f"{guard.origin}/"] is True
+    assert served[f"{guard.origin}/api/v1/me"] is False
+    guard.expect_http_error("/fhir/nothing", 404)
+    statuses = page.evaluate(
+        """async () => {
+          const out = [];
+          for (const url of ["/api/openapi.json", "/fhir/nothing", "/healthz"]) {
+            out.push((await fetch(url)).status);
+          }
+          return out;
+        }"""
+    )
+    assert statuses == [200, 404, 200]
+    assert served[f"{guard.origin}/api/openapi.json"] is False
+    # Still only the shell in the cache: no /api, /fhir or other answer was stored.
+    shell = current_shell()
+    assert caches_of(page) == {shell.cache_name: caches_of(page)[shell.cache_name]}
+    assert sorted(caches_of(page)[shell.cache_name]) == sorted(shell.files)
+
+
+def test_shell_opens_offline(page: Page, context: BrowserContext, guard: Guard) -> None:
+    open_signin(page)
+    wait_for_worker(page)
+    context.set_offline(True)
+    guard.expect_console_error(r"net::ERR_INTERNET_DISCONNECTED")
+    page.reload()
+    # The shell comes from the cache; the API cannot be reached, and the app says so.
+    expect(page.get_by_role("heading", level=1)).to_have_text("Pas de connexion")
+    expect(page.get_by_role("button", name="Réessayer")).to_be_visible()
+    context.set_offline(False)
+    page.get_by_role("button", name="Réessayer").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Connexion")
+
+
+def test_the_app_is_installable(page: Page, context: BrowserContext) -> None:
+    open_signin(page)
+    wait_for_worker(page)
+    cdp = context.new_cdp_session(page)
+    manifest: dict[str, Any] = cdp.send("Page.getAppManifest")
+    assert manifest["url"].endswith("/manifest.webmanifest")
+    assert manifest.get("errors", []) == []
+    installability: dict[str, Any] = cdp.send("Page.getInstallabilityErrors")
+    # Every Playwright context is an incognito profile, which alone blocks installing.
+    errors = [e["errorId"] for e in installability["installabilityErrors"]]
+    assert errors == ["in-incognito"]
+
+
+def test_csp_violations_are_caught_by_the_harness(page: Page, guard: Guard) -> None:
+    """The guard is not blind: an inline script is refused and reported."""
+    open_signin(page)
+    page.evaluate(
+        """() => {
+          const s = document.createElement("script");
+          s.textContent = "window.injected = 1";
+          document.body.append(s);
+        }"""
+    )
+    page.wait_for_timeout(100)
+    assert page.evaluate("window.injected") is None
+    caught = [e for e in guard.console_errors if "CSP violation" in e or "Content Security" in e]
+    assert caught
+    guard.console_errors.clear()
+
+
+def test_language_switch_on_signin(page: Page, shoot: Shoot) -> None:
+    open_signin(page)
+    page.get_by_role("button", name="English").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
+    assert page.evaluate("document.documentElement.lang") == "en"
+    expect(page.get_by_label("Email address")).to_be_visible()
+    expect(page.get_by_role("navigation", include_hidden=True)).to_have_attribute(
+        "aria-label", "Main navigation"
+    )
+    page.reload()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
+    shoot(page, "signin-en")
+    page.get_by_role("button", name="Français").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Connexion")
+    assert page.evaluate("document.documentElement.lang") == "fr"
+
+
+def test_dictionaries_have_the_same_keys(page: Page) -> None:
+    open_signin(page)
+    difference = page.evaluate(
+        """async () => {
+          const fr = (await import("/static/js/i18n/fr.js")).default;
+          const en = (await import("/static/js/i18n/en.js")).default;
+          const a = Object.keys(fr), b = Object.keys(en);
+          return {
+            onlyFr: a.filter((k) => !(k in en)),
+            onlyEn: b.filter((k) => !(k in fr)),
+            empty: [...a.filter((k) => !fr[k]), ...b.filter((k) => !en[k])],
+          };
+        }"""
+    )
+    assert difference == {"onlyFr": [], "onlyEn": [], "empty": []}
+
+
+def test_signin_form_validates_accessibly(page: Page) -> None:
+    open_signin(page)
+    page.keyboard.press("Enter")  # submits the empty form from the focused email field
+    email = page.get_by_label("Adresse e-mail")
+    expect(email).to_have_attribute("aria-invalid", "true")
+    expect(email).to_be_focused()
+    expect(page.get_by_text("Saisissez une adresse e-mail valide.")).to_be_visible()
+    described = email.get_attribute("aria-describedby") or ""
+    assert page.locator(f"#{described.split()[-1]}").inner_text() == (
+        "Saisissez une adresse e-mail valide."
+    )
+    email.fill("a@example.org")
+    page.get_by_label("Mot de passe", exact=True).fill("x")
+    page.get_by_label("Code de vérification").fill("12")
+    page.get_by_role("button", name="Se connecter").click()
+    expect(page.get_by_text("Le code comporte 6 chiffres.")).to_be_visible()
+    expect(page.get_by_label("Code de vérification")).to_be_focused()
+    assert_accessible(page)
+
+
+def test_keyboard_reaches_everything_in_order(page: Page) -> None:
+    open_signin(page)
+    # The email field has the focus; the skip link is the one thing before it.
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("document.activeElement.id") == "skip-link"
+    expect(page.locator("#skip-link")).to_be_in_viewport()
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.tagName") == "H1"
+    order = []
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        order.append(
+            page.evaluate(
+                "document.activeElement.getAttribute('name') || "
+                "document.activeElement.getAttribute('aria-label') || "
+                "document.activeElement.textContent.trim()"
+            )
+        )
+    assert order == [
+        "email",
+        "password",
+        "Afficher le mot de passe",
+        "otp",
+        "Se connecter",
+        "English",
+    ]
+
+
+def test_password_can_be_revealed(page: Page) -> None:
+    open_signin(page)
+    password = page.get_by_label("Mot de passe", exact=True)
+    password.fill("secret")
+    toggle = page.get_by_role("button", name="Afficher le mot de passe")
+    expect(toggle).to_have_attribute("aria-pressed", "false")
+    toggle.click()
+    expect(password).to_have_attribute("type", "text")
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    toggle.click()
+    expect(password).to_have_attribute("type", "password")
+
+
+def test_first_load_is_small(page: Page, guard: Guard) -> None:
+    sizes: dict[str, int] = {}
+
+    def record(response: Any) -> None:
+        body = response.body() if response.status == 200 else b""
+        sizes[response.url] = len(body)
+
+    page.on("response", record)
+    open_signin(page)
+    page.wait_for_load_state("networkidle")
+    shell_bytes = sum(size for url, size in sizes.items() if "/api/" not in url)
+    # Everything the sign-in page needs, uncompressed: HTML, CSS, JS, icons.
+    assert shell_bytes < 120_000, sizes
