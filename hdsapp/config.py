@@ -7,13 +7,14 @@ turns the defaults that are only safe on a laptop into start-up errors.
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "HDS_"
@@ -33,6 +34,71 @@ def _comma_list(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+def _json_or_file(value: object) -> object:
+    """A JSON document given inline (starting with ``{``) or as the path of a file holding it."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return {}
+    if not text.startswith("{"):
+        try:
+            text = Path(text).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot read {value}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg}, line {exc.lineno})") from None
+
+
+class OidcProviderSettings(BaseModel):
+    """One OpenID provider of ``HDS_OIDC_PROVIDERS`` (see README, "Identity").
+
+    ``profile`` "psc" gives the Pro Santé Connect defaults (discovery at
+    ``{issuer}/.well-known/wallet-openid-configuration``, ``scope=openid scope_all``,
+    ``acr_values=eidas1``, account keyed by ``SubjectNameID``, profession from
+    ``SubjectRefPro``); "generic" a plain OpenID provider keyed by ``sub``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    profile: Literal["psc", "generic"] = "generic"
+    issuer: str = Field(pattern=r"^https?://[^\s?#]+[^/\s?#]$")
+    client_id: str = Field(min_length=1, max_length=255)
+    client_secret: str = Field(default="", repr=False)
+    client_secret_file: Path | None = None
+    display_name: str = ""
+    discovery_url: str = ""
+    redirect_uri: str = ""
+    scopes: list[str] | None = None
+    acr_values: str | None = None
+    id_token_algorithms: list[str] = Field(default=["RS256"], min_length=1)
+    allowed_professions: list[str] | None = None
+    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] = (
+        "client_secret_basic"  # noqa: S105 - a method name, not a secret
+    )
+    tls_client_cert: Path | None = None
+    tls_client_key: Path | None = None
+    tls_ca_file: Path | None = None
+    create_users: bool = True
+    leeway_seconds: int = Field(default=60, ge=0, le=300)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
+    @field_validator("id_token_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: list[str]) -> list[str]:
+        allowed = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"}
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise ValueError(f"unsupported ID token algorithms {unknown}; use {sorted(allowed)}")
+        return value
+
+
+# The provider's name appears in paths (/api/v1/auth/oidc/{name}/login) and in the audit log.
+OidcProviderName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 
 
 class Settings(BaseSettings):
@@ -72,11 +138,45 @@ class Settings(BaseSettings):
         pattern=r"^([A-Za-z_][A-Za-z0-9_]{0,62})?$",
         description="PostgreSQL role of the service: the audit tables are revoked from it",
     )
+    # Identity (hdsapp.identity): sessions, step-up, OpenID providers, abuse controls.
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    session_max_hours: int = Field(default=12, ge=1, le=24 * 31)
+    step_up_seconds: int = Field(default=300, ge=30, le=3600)
+    oidc_providers: Annotated[dict[OidcProviderName, OidcProviderSettings], NoDecode] = Field(
+        default_factory=dict, description="JSON object, or the path of a JSON file"
+    )
+    rate_limit_url: str = Field(
+        default="", description="redis:// storage of the rate limits; the database if empty"
+    )
+    auth_requests_per_minute: int = Field(default=60, ge=1)
+    auth_failures_per_hour: int = Field(default=100, ge=1)
 
     @field_validator("trusted_hosts", "forwarded_allow_ips", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         return _comma_list(value)
+
+    @field_validator("oidc_providers", mode="before")
+    @classmethod
+    def _read_oidc_providers(cls, value: object) -> object:
+        return _json_or_file(value)
+
+    @field_validator("rate_limit_url")
+    @classmethod
+    def _known_rate_limit_storage(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "memory://")):
+            raise ValueError("must be a redis:// or rediss:// URL (or empty: the database)")
+        return value
+
+    @property
+    def effective_rate_limit_url(self) -> str:
+        """Where rate limits are counted: Redis if configured (or the broker is Redis), else
+        the database (empty string)."""
+        if self.rate_limit_url:
+            return self.rate_limit_url
+        if self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return ""
 
     @field_validator("database_url")
     @classmethod
@@ -131,6 +231,18 @@ class Settings(BaseSettings):
                 f"HDS_DATA_DIR: secrets missing in {self.secrets_dir} ({', '.join(missing)}); "
                 "run `hdsapp init`"
             )
+        problems.extend(self._identity_production_problems())
+        return problems
+
+    def _identity_production_problems(self) -> list[str]:
+        problems = []
+        if self.rate_limit_url.startswith("memory://"):
+            problems.append(
+                "HDS_RATE_LIMIT_URL: memory:// is per process; use Redis or leave empty"
+            )
+        for name, provider in self.oidc_providers.items():
+            if urlsplit(provider.issuer).scheme != "https":
+                problems.append(f"HDS_OIDC_PROVIDERS: {name}: the issuer must be https://")
         return problems
 
 

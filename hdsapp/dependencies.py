@@ -7,9 +7,11 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from hdsapp.config import Settings
-from hdsapp.core.actor import Actor, RequestInfo, anonymous
-from hdsapp.core.db import Database
+from hdsapp.core.actor import Actor, RequestInfo
+from hdsapp.core.db import Database, utcnow
+from hdsapp.core.errors import Unauthenticated
 from hdsapp.core.http import current_request_id
+from hdsapp.identity import service as identity
 
 MAX_USER_AGENT = 512
 
@@ -48,12 +50,32 @@ def request_info(request: Request) -> RequestInfo:
 
 
 def get_actor(request: Request) -> Actor:
-    """The caller: the Actor an upstream dependency or middleware authenticated, else an
-    anonymous one (identity replaces this body with real authentication)."""
+    """The caller, authenticated on every request (hdsapp.identity.service.authenticate):
+    a bearer personal access token, or the session cookie (with ``X-CSRF-Token`` on unsafe
+    methods), else anonymous. An Actor already set on ``request.state.actor`` is used as is."""
     actor = getattr(request.state, "actor", None)
     if isinstance(actor, Actor):
         return actor
-    return anonymous(request_info(request))
+    actor = identity.authenticate(
+        database=get_database(request),
+        settings=get_settings_dep(request),
+        request=request_info(request),
+        method=request.method,
+        session_token=request.cookies.get(identity.SESSION_COOKIE),
+        csrf_token=request.headers.get("x-csrf-token"),
+        authorization=request.headers.get("authorization"),
+        now=utcnow(),
+    )
+    request.state.actor = actor
+    return actor
+
+
+def get_current_user(actor: Annotated[Actor, Depends(get_actor)]) -> Actor:
+    """The caller, who must be authenticated (a session or a token): 401 otherwise."""
+    if actor.kind not in {"user", "token"} or actor.user_id is None:
+        raise Unauthenticated(headers={"WWW-Authenticate": "Bearer"})
+    return actor
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]
+CurrentUserDep = Annotated[Actor, Depends(get_current_user)]

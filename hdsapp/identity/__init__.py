@@ -1,0 +1,1 @@
+"""Identity: accounts, second factors, OpenID Connect federation, sessions and tokens."""
