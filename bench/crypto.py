@@ -1,10 +1,10 @@
 """Cost of the crypto layer per message, against raw AES-GCM in the same run.
 
-    .venv/bin/python bench/crypto.py [--iterations N]
+    .venv/bin/python bench/crypto.py [--iterations N] [--rounds N] [--size BYTES]
 
-Each operation seals and then opens one 1 KiB message. Goals (bench/RESULTS.md, "crypto"): with a
-cached DEK the layer adds <= 20 us per message and costs <= 2x raw AES-GCM. Times are the best of
-five repeats, in microseconds per operation.
+Each operation seals and then opens one message (1 KiB unless --size). Goals (bench/RESULTS.md,
+"crypto"): with a cached DEK the layer adds <= 20 us per message and costs <= 2x raw AES-GCM.
+Times are the best of the rounds, which interleave the cases, in microseconds per operation.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from hdsapp.core.crypto.keys import (
 )
 from hdsapp.core.crypto.providers.local import LocalKeyProvider
 
-MESSAGE = os.urandom(1024)
 GROUP, THREAD = "3f1c0a52-8a7e-4c1e-9d1b-2a0f4b6c7d8e", "7d1e2c3b-4a5f-4e6d-8c7b-9a0f1e2d3c4b"
 GOAL_OVERHEAD_US = 20.0
 GOAL_RATIO = 2.0
@@ -67,8 +66,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--iterations", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--size", type=int, default=1024, help="message size in bytes")
     arguments = parser.parse_args()
     iterations, rounds = arguments.iterations, arguments.rounds
+    message = os.urandom(arguments.size)
 
     with tempfile.TemporaryDirectory() as directory:
         provider = LocalKeyProvider.create(Path(directory) / "root.key")
@@ -84,11 +85,11 @@ def main() -> None:
 
         def raw() -> None:
             nonce = os.urandom(12)
-            raw_cipher.decrypt(nonce, raw_cipher.encrypt(nonce, MESSAGE, raw_aad), raw_aad)
+            raw_cipher.decrypt(nonce, raw_cipher.encrypt(nonce, message, raw_aad), raw_aad)
 
         def raw_new_cipher() -> None:
             nonce = os.urandom(12)
-            sealed = AESGCM(dek).encrypt(nonce, MESSAGE, raw_aad)
+            sealed = AESGCM(dek).encrypt(nonce, message, raw_aad)
             AESGCM(dek).decrypt(nonce, sealed, raw_aad)
 
         def load_dek() -> AESGCM:
@@ -99,7 +100,7 @@ def main() -> None:
             )
 
         def round_trip(key: AESGCM) -> None:
-            envelope = seal(key, MESSAGE, key_version=1, aad=message_aad())
+            envelope = seal(key, message, key_version=1, aad=message_aad())
             open_envelope(key, envelope, aad=message_aad())
 
         def cached() -> None:
@@ -110,7 +111,7 @@ def main() -> None:
         def cached_prebuilt_aad() -> None:
             key = cache.get_or_load((THREAD, 1), load_dek, owners=(GROUP, THREAD))
             open_envelope(
-                key, seal(key, MESSAGE, key_version=1, aad=prebuilt_aad), aad=prebuilt_aad
+                key, seal(key, message, key_version=1, aad=prebuilt_aad), aad=prebuilt_aad
             )
 
         def dek_unwrap() -> None:
@@ -134,7 +135,9 @@ def main() -> None:
         results = best_us(cases, iterations, rounds)
 
     baseline, baseline_new = results[RAW], results[RAW_NEW]
-    print(f"crypto bench: seal+open of 1 KiB, best of {rounds} rounds x {iterations} ops")
+    print(
+        f"crypto bench: seal+open of {len(message)} B, best of {rounds} rounds x {iterations} ops"
+    )
     print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs")
     print(f"{'case':<38}{'us/op':>8}{'+us':>8}{'x raw':>7}{'x raw*':>8}")
     for name, micros in results.items():

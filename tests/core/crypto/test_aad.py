@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import pytest
 from hypothesis import given, settings
@@ -62,6 +63,20 @@ def test_encoding_bytes() -> None:
 def test_invalid_fields_are_refused(changes: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=r"must|needs"):
         dataclasses.replace(MESSAGE, **changes)  # type: ignore[arg-type]
+
+
+def test_init_parameters_match_the_fields() -> None:
+    # __init__ is hand-written for speed; a field it forgets would be left out of the encoding.
+    init_fields = [f.name for f in dataclasses.fields(AssociatedData) if f.init]
+    parameters = list(inspect.signature(AssociatedData.__init__).parameters)[1:]
+    assert parameters == init_fields
+    assert [f.name for f in dataclasses.fields(AssociatedData) if not f.init] == ["_encoded"]
+
+
+def test_is_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        MESSAGE.record_id = "m2"  # type: ignore[misc]
+    assert hash(MESSAGE) == hash(dataclasses.replace(MESSAGE))
 
 
 def test_kind_must_be_a_record_kind() -> None:
