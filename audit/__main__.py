@@ -32,8 +32,12 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m audit", description="Verify an hdsapp audit export offline.")
     commands = parser.add_subparsers(dest="command", required=True)
-    verify = commands.add_parser("verify", help="verify an export ('-' reads standard input)")
-    verify.add_argument("export", metavar="EXPORT")
+    verify = commands.add_parser(
+        "verify",
+        help="verify an export",
+        epilog="exit status: 0 verified, 1 verification failed, 2 unusable input",
+    )
+    verify.add_argument("export", metavar="EXPORT", help="the export file, or - for stdin")
     verify.add_argument(
         "--key",
         action="append",
