@@ -63,6 +63,10 @@ def add_command(
 def initialise(settings: Settings) -> dict[str, Any]:
     ensure_private_dir(settings.data_dir)
     created = [str(p) for p in required_secret_files(settings) if create_secret_file(p)]
+    from hdsapp.auditing.signing import create_signing_key
+
+    if signing_key := create_signing_key(settings):
+        created.append(str(signing_key))
     migrations.upgrade(settings.effective_database_url)
     return {
         "data_dir": str(settings.data_dir.resolve()),

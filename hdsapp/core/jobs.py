@@ -53,7 +53,14 @@ def configure_celery(settings: Settings) -> Celery:
             "heartbeat": {
                 "task": "hdsapp.system.heartbeat",
                 "schedule": settings.heartbeat_seconds,
-            }
+            },
+            # Every entry is under a signed checkpoint within seconds; a late run is
+            # dropped rather than queued (the next one covers the same entries).
+            "audit-checkpoint": {
+                "task": "hdsapp.auditing.checkpoint",
+                "schedule": settings.audit_checkpoint_seconds,
+                "options": {"expires": max(5.0, 5 * settings.audit_checkpoint_seconds)},
+            },
         },
     )
     celery_app.set_default()
