@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -29,6 +30,7 @@ from hdsapp.core.errors import (
 from hdsapp.core.http import BodySizeLimitMiddleware, RequestContextMiddleware, current_request_id
 from hdsapp.core.jobs import configure_celery
 from hdsapp.core.modules import domain_modules
+from hdsapp.policy import load_table
 from hdsapp.web import endpoints as web_endpoints
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,46 @@ def _body_limit(settings: Settings) -> Callable[[Scope], int]:
     return limit_for
 
 
+# Routes under /api/v1 that need no policy action: authentication and the caller's own account.
+ROUTES_WITHOUT_ACTION = ("/api/v1/auth/", "/api/v1/me")
+# Routes that predate the start-up check and do not declare their action yet (their domain
+# still authorizes them itself): (method, path) -> the table's action. Remove an entry once the
+# route passes ``openapi_extra=route_action(...)``; a new route never goes here.
+UNDECLARED_ROUTES = {
+    ("GET", "/api/v1/groups/{gid}/audit"): "audit.query",
+    ("GET", "/api/v1/groups/{gid}/audit/export"): "audit.export",
+    ("GET", "/api/v1/audit/checkpoint"): "audit.proof",
+    ("GET", "/api/v1/audit/proof/inclusion"): "audit.proof",
+    ("GET", "/api/v1/audit/proof/consistency"): "audit.proof",
+    ("GET", "/api/v1/audit/verifier-key"): "audit.proof",
+}
+
+
+def check_route_actions(app: FastAPI) -> None:
+    """Refuse to start if a route under /api/v1 declares no policy action (``openapi_extra``
+    from ``hdsapp.policy.route_action``), names one the table does not know, or is neither
+    that nor explicitly public (``hdsapp.policy.PUBLIC_ROUTE``)."""
+    actions = load_table().actions
+    problems = []
+    for context in iter_route_contexts(app.routes):
+        route, path = context.original_route, context.path or ""
+        if not isinstance(route, APIRoute) or not path.startswith("/api/v1/"):
+            continue
+        if path.startswith(ROUTES_WITHOUT_ACTION):
+            continue
+        extra = route.openapi_extra or {}
+        action = extra.get("x-hds-action")
+        if action is None and extra.get("x-hds-public") is True:
+            continue
+        if action is None and len(route.methods or ()) == 1:
+            action = UNDECLARED_ROUTES.get((next(iter(route.methods or ())), path))
+        if action not in actions:
+            methods = ",".join(sorted(route.methods or ()))
+            problems.append(f"{methods} {path}: no known policy action ({action!r})")
+    if problems:
+        raise RuntimeError("routes without a policy action: " + "; ".join(problems))
+
+
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -135,6 +177,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     for module in domain_modules("endpoints"):
         app.include_router(module.router)
+    check_route_actions(app)
     app.mount("/static", StaticFiles(directory=web_endpoints.STATIC_DIR), name="static")
 
     # Added innermost first: the request context wraps everything, so even a 413 or a

@@ -28,7 +28,6 @@ import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from types import MappingProxyType
 from typing import Any, Literal
 
 from sqlmodel import Session
@@ -48,6 +47,7 @@ from hdsapp.core.errors import (
     Unauthenticated,
     Unprocessable,
 )
+from hdsapp.groups import service as groups_service
 from hdsapp.identity import credentials, professions, repository
 from hdsapp.identity.oidc import FederatedIdentity, OidcClient, OidcClients, OidcError
 from hdsapp.identity.ratelimit import AuthRateLimiter, delay_after, too_many
@@ -129,14 +129,10 @@ def _check_practitioner_ids(rpps: str | None, idnps: str | None, profession: str
 
 
 def load_memberships(session: Session, user_id: uuid.UUID) -> Mapping[uuid.UUID, Role]:
-    """The user's active group memberships: group id -> role.
-
-    Returns {} until the care-groups domain lands: hdsapp/groups will implement it (active
-    memberships only; suspended, removed or expired ones are absent). Every Actor is built
-    through this function, so policy decisions will see memberships as soon as it does.
-    """
-    del session, user_id
-    return MappingProxyType({})
+    """The user's active group memberships: group id -> role (hdsapp.groups: suspended,
+    removed and expired memberships are absent). Every Actor is built through this function,
+    on every request, so a membership change takes effect on the next request."""
+    return groups_service.active_memberships(session, user_id)
 
 
 @dataclass(frozen=True, kw_only=True)

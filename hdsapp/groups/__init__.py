@@ -1,0 +1,1 @@
+"""Care groups, memberships and invitations (API.md, "Care groups")."""

@@ -1,0 +1,3 @@
+from tests.groups.world import world
+
+__all__ = ["world"]

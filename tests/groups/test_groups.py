@@ -1,0 +1,137 @@
+"""Care groups, members and invitations through the HTTP API, with real tokens."""
+
+from __future__ import annotations
+
+import uuid
+
+from hdsapp.core.actor import Role
+from tests.groups.world import World, future, past
+
+
+def _setup(world: World) -> tuple[uuid.UUID, dict[str, uuid.UUID], dict[str, str]]:
+    users = {
+        name: world.user(f"{name}@example.org")
+        for name in ("coord", "doc", "nurse", "outsider", "auditor")
+    }
+    gid = world.group("CPTS Test", users["coord"])
+    world.member(gid, users["doc"], Role.CLINICIAN)
+    world.member(gid, users["nurse"], Role.CLINICIAN)
+    world.member(gid, users["auditor"], Role.AUDITOR)
+    tokens = {name: world.token(uid) for name, uid in users.items()}
+    return gid, users, tokens
+
+
+def test_members_see_their_group_and_outsiders_get_404(world: World) -> None:
+    gid, _users, tokens = _setup(world)
+    listed = world.call("GET", "/api/v1/groups", tokens["doc"])
+    assert listed.status_code == 200, listed.text
+    body = listed.json()
+    assert [g["id"] for g in body["items"]] == [str(gid)]
+    assert body["items"][0]["role"] == "clinician"
+    assert body["items"][0]["member_count"] == 4
+    assert body["next_cursor"] is None
+    assert world.call("GET", f"/api/v1/groups/{gid}", tokens["doc"]).status_code == 200
+    assert world.call("GET", "/api/v1/groups", tokens["outsider"]).json()["items"] == []
+    hidden = world.call("GET", f"/api/v1/groups/{gid}", tokens["outsider"])
+    missing = world.call("GET", f"/api/v1/groups/{uuid.uuid4()}", tokens["outsider"])
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json()["detail"] == missing.json()["detail"]
+    assert world.call("GET", f"/api/v1/groups/{gid}", None).status_code == 401
+
+
+def test_invitation_round_trip(world: World) -> None:
+    gid, users, tokens = _setup(world)
+    invitee = world.user("newcomer@example.org")
+    before = world.audit_count()
+    created = world.call(
+        "POST",
+        f"/api/v1/groups/{gid}/members",
+        tokens["coord"],
+        json={"email": "Newcomer@Example.org", "role": "clinician"},
+    )
+    assert created.status_code == 201, created.text
+    invitation = created.json()
+    assert invitation["status"] == "pending"
+    assert invitation["email"] == "newcomer@example.org"
+    assert world.audit_count() == before + 1
+    token = invitation["token"]
+    # Someone else cannot use it.
+    accept = f"/api/v1/invitations/{token}/accept"
+    assert world.call("POST", accept, tokens["nurse"]).status_code == 403
+    accepted = world.call("POST", accept, world.token(invitee))
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["role"] == "clinician"
+    again = world.call("POST", accept, world.token(invitee))
+    assert again.status_code == 410
+    assert again.json()["type"].endswith("invitation-used")
+    members = world.call("GET", f"/api/v1/groups/{gid}/members", tokens["doc"]).json()["items"]
+    assert str(invitee) in {m["user_id"] for m in members}
+    del users
+
+
+def test_bad_invitations(world: World) -> None:
+    gid, _users, tokens = _setup(world)
+    url = f"/api/v1/groups/{gid}/members"
+    cases = [
+        {"email": "x@example.org", "role": "surgeon"},
+        {"email": "x@example.org", "role": "clinician", "external": "true"},
+        {"email": 12, "role": "clinician"},
+        {"role": "clinician"},
+        {"email": "x@example.org", "role": "clinician", "external": True},
+        {"email": "x@example.org", "role": "clinician", "ends_at": future().isoformat()},
+        {
+            "email": "x@example.org",
+            "role": "clinician",
+            "external": True,
+            "ends_at": past().isoformat(),
+        },
+        {"email": "x@example.org", "role": "clinician", "unknown": 1},
+    ]
+    for body in cases:
+        response = world.call("POST", url, tokens["coord"], json=body)
+        assert response.status_code == 422, (body, response.text)
+    existing = world.call(
+        "POST", url, tokens["coord"], json={"email": "doc@example.org", "role": "auditor"}
+    )
+    assert existing.status_code == 409
+    assert existing.json()["type"].endswith("already-a-member")
+    listed = world.call("GET", f"/api/v1/groups/{gid}/invitations", tokens["coord"])
+    assert listed.json()["items"] == []
+
+
+def test_suspend_remove_and_expiry_take_effect_on_the_next_request(world: World) -> None:
+    gid, users, tokens = _setup(world)
+    url = f"/api/v1/groups/{gid}"
+    assert world.call("GET", url, tokens["doc"]).status_code == 200
+    suspended = world.call(
+        "PATCH", f"{url}/members/{users['doc']}", tokens["coord"], json={"status": "suspended"}
+    )
+    assert suspended.status_code == 200, suspended.text
+    assert world.call("GET", url, tokens["doc"]).status_code == 404
+    world.call("PATCH", f"{url}/members/{users['doc']}", tokens["coord"], json={"status": "active"})
+    assert world.call("GET", url, tokens["doc"]).status_code == 200
+    assert (
+        world.call("DELETE", f"{url}/members/{users['nurse']}", tokens["coord"]).status_code == 204
+    )
+    assert world.call("GET", url, tokens["nurse"]).status_code == 404
+    world.set_membership(gid, users["doc"], ends_at=past())
+    assert world.call("GET", url, tokens["doc"]).status_code == 404
+
+
+def test_the_last_coordinator_stays(world: World) -> None:
+    gid, users, tokens = _setup(world)
+    url = f"/api/v1/groups/{gid}/members/{users['coord']}"
+    refused = world.call("DELETE", url, tokens["coord"])
+    assert refused.status_code == 409
+    assert refused.json()["type"].endswith("last-coordinator")
+    assert (
+        world.call("PATCH", url, tokens["coord"], json={"status": "suspended"}).status_code == 409
+    )
+
+
+def test_role_change_needs_a_recent_authentication(world: World) -> None:
+    gid, users, tokens = _setup(world)
+    url = f"/api/v1/groups/{gid}/members/{users['doc']}"
+    refused = world.call("PATCH", url, tokens["coord"], json={"role": "coordinator"})
+    assert refused.status_code == 403
+    assert refused.json()["type"].endswith("step-up-required")
