@@ -1,0 +1,588 @@
+"""Use cases of patients and oppositions.
+
+A patient's identity (the FHIR Patient JSON) is sealed with its group's data key before it
+reaches the database, bound to its row by associated data (kind ``patient_identity``, group,
+patient id); the INS and (family name, birth date) go into blind indexes for exact-match
+search and the one-INS-per-group rule. Nothing identifying is stored in clear.
+
+Every use case is audited (one entry per call, refusals included) and asks the policy: patients
+and oppositions are clinical data, for the group's clinicians only; an active opposition that
+covers the caller hides the patient (read, search). ``opposition_applies`` is the same check
+for the threads domain (new threads and existing content about the patient).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from hdsapp.config import Settings
+from hdsapp.core.accesslog import Access, audited
+from hdsapp.core.actor import Actor
+from hdsapp.core.crypto.aad import AssociatedData, RecordKind
+from hdsapp.core.db import Database
+from hdsapp.core.errors import Conflict, Unprocessable
+from hdsapp.groups import pagination
+from hdsapp.groups import repository as groups_repository
+from hdsapp.groups import service as groups
+from hdsapp.models.opposition import Opposition
+from hdsapp.models.opposition_professional import OppositionProfessional
+from hdsapp.models.patient import Patient
+from hdsapp.patients import repository
+from hdsapp.patients.consent import consent_resource
+from hdsapp.patients.fhir_json import FhirInvalid, Issue, parse
+from hdsapp.patients.ins import INS_SYSTEMS, Identity, IdentityInvalid, identity_of
+from hdsapp.patients.schemas import (
+    OppositionCreate,
+    OppositionList,
+    OppositionPublic,
+    OppositionUpdate,
+    PatientList,
+    PatientPublic,
+)
+from hdsapp.policy import Resource, ResourceType, row_plan
+
+# How far in the future "informed at" may be (clock skew between the clinician and us).
+INFORMED_AT_SKEW = dt.timedelta(minutes=5)
+
+
+class Keyring(Protocol):
+    """The key store (hdsapp.core.crypto.keyring): the part the patients domain uses."""
+
+    def seal(self, session: Session, *, aad: AssociatedData, plaintext: bytes) -> bytes: ...
+
+    def open(self, session: Session, *, aad: AssociatedData, envelope: bytes) -> bytes: ...
+
+    def blind_index(
+        self, session: Session, *, group_id: uuid.UUID, purpose: str, value: str
+    ) -> bytes: ...
+
+
+def ins_index(
+    keyring: Keyring, session: Session, group_id: uuid.UUID, system: str, value: str
+) -> bytes:
+    """Blind index of an INS: purpose "ins" over ``system|value`` (normalised by the keyring)."""
+    return keyring.blind_index(session, group_id=group_id, purpose="ins", value=f"{system}|{value}")
+
+
+def name_birthdate_index(
+    keyring: Keyring, session: Session, group_id: uuid.UUID, family: str, birth_date: dt.date
+) -> bytes:
+    """Blind index of (family name, birth date): purpose "name-birthdate" over
+    ``family|YYYY-MM-DD`` (normalised by the keyring)."""
+    return keyring.blind_index(
+        session,
+        group_id=group_id,
+        purpose="name-birthdate",
+        value=f"{family}|{birth_date.isoformat()}",
+    )
+
+
+def _identity_aad(group_id: uuid.UUID, patient_id: uuid.UUID) -> AssociatedData:
+    return AssociatedData(
+        kind=RecordKind.PATIENT_IDENTITY, group_id=str(group_id), record_id=str(patient_id)
+    )
+
+
+def _invalid(issues: Sequence[Issue], code: str, detail: str) -> Unprocessable:
+    return Unprocessable(detail, code=code, extra={"errors": [i.as_dict() for i in issues]})
+
+
+def _patient_access(kind: str, action: str, group_id: uuid.UUID) -> Access:
+    return Access(
+        kind=kind,
+        action=action,  # type: ignore[arg-type]
+        group_id=group_id,
+        resource_type="Patient",
+    )
+
+
+# -- patients ----------------------------------------------------------------------------------
+
+
+def _public(patient: Patient, resource: dict[str, Any]) -> PatientPublic:
+    resource = dict(resource)
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(patient.version)
+    meta["lastUpdated"] = patient.updated_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    resource["meta"] = meta
+    return PatientPublic(
+        id=patient.id,
+        group_id=patient.group_id,
+        identity_status=patient.identity_status,
+        active=patient.active,
+        version=patient.version,
+        created_at=patient.created_at,
+        updated_at=patient.updated_at,
+        resource=resource,
+    )
+
+
+def _open(keyring: Keyring, session: Session, patient: Patient) -> dict[str, Any]:
+    plaintext = keyring.open(
+        session, aad=_identity_aad(patient.group_id, patient.id), envelope=patient.identity
+    )
+    resource: dict[str, Any] = json.loads(plaintext)
+    return resource
+
+
+def _indexes(
+    keyring: Keyring, session: Session, group_id: uuid.UUID, identity: Identity
+) -> tuple[bytes | None, bytes | None]:
+    ins = None
+    if identity.ins_system is not None and identity.ins_value is not None:
+        ins = ins_index(keyring, session, group_id, identity.ins_system, identity.ins_value)
+    name = None
+    if identity.family is not None and identity.birth_date is not None:
+        try:
+            name = name_birthdate_index(
+                keyring, session, group_id, identity.family, identity.birth_date
+            )
+        except ValueError:
+            raise _invalid(
+                [Issue("Patient.name", "the family name has no letter")],
+                "invalid-identity",
+                "The patient's identity is not valid.",
+            ) from None
+    return ins, name
+
+
+def register_patient(
+    *,
+    session: Session,
+    database: Database,
+    actor: Actor,
+    settings: Settings,
+    keyring: Keyring,
+    group_id: uuid.UUID,
+    resource: object,
+) -> PatientPublic:
+    """Register a FHIR R4 Patient in the group (201); 422 with the failing elements' paths,
+    409 (with ``patient_id``) when the INS is already registered in the group."""
+    with audited(session, database, actor, _patient_access("create", "C", group_id)) as scope:
+        context = groups.policy_context(settings)
+        resource_ref = Resource(type=ResourceType.PATIENT, group_id=group_id)
+        groups.authorize(actor, "patient.create", resource_ref, context, scope)
+        if groups_repository.group_by_id(session, group_id) is None:
+            raise groups.not_found(ResourceType.GROUP)
+        try:
+            model = parse("Patient", resource)
+        except FhirInvalid as exc:
+            raise _invalid(exc.issues, "invalid-fhir", "The FHIR Patient is not valid.") from None
+        data: dict[str, Any] = json.loads(model.model_dump_json())
+        try:
+            identity = identity_of(data)
+        except IdentityInvalid as exc:
+            raise _invalid(exc.issues, exc.code, "The patient's identity is not valid.") from None
+        ins, name = _indexes(keyring, session, group_id, identity)
+        if ins is not None:
+            _refuse_duplicate(session, group_id, ins)
+        patient_id = uuid.uuid4()
+        # The server assigns the id; version and time are added when rendered.
+        data["id"] = str(patient_id)
+        meta = {k: v for k, v in (data.get("meta") or {}).items() if k in {"profile", "tag"}}
+        data.pop("meta", None)
+        if meta:
+            data["meta"] = meta
+        plaintext = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+        patient = Patient(
+            id=patient_id,
+            group_id=group_id,
+            identity=keyring.seal(
+                session, aad=_identity_aad(group_id, patient_id), plaintext=plaintext
+            ),
+            ins_index=ins,
+            name_birthdate_index=name,
+            identity_status=identity.status,
+            active=data.get("active", True) is not False,
+            created_by=actor.user_id,
+            created_at=context.now,
+            updated_at=context.now,
+        )
+        try:
+            with session.begin_nested():
+                session.add(patient)
+                session.flush()
+        except IntegrityError:
+            # Another registration of the same INS committed first.
+            if ins is not None:
+                _refuse_duplicate(session, group_id, ins)
+            raise
+        scope.patient_id = patient_id
+        scope.resource_id = str(patient_id)
+        return _public(patient, data)
+
+
+def _refuse_duplicate(session: Session, group_id: uuid.UUID, ins: bytes) -> None:
+    existing = repository.patient_id_by_ins(session, group_id, ins)
+    if existing is not None:
+        raise Conflict(
+            "A patient with this INS is already registered in the group.",
+            code="duplicate-ins",
+            extra={"patient_id": str(existing)},
+        )
+
+
+def _search_query(identifier: str | None, family: str | None, birthdate: str | None) -> str:
+    """What the audit entry says about a search: which parameters, never their values."""
+    parts = []
+    if identifier is not None:
+        system = identifier.split("|", 1)[0]
+        parts.append(f"identifier={system if system in INS_SYSTEMS else '?'}|*")
+    if family is not None:
+        parts.append("family=*")
+    if birthdate is not None:
+        parts.append("birthdate=*")
+    return "Patient?" + "&".join(parts)
+
+
+def _search_error(path: str, message: str) -> Unprocessable:
+    return _invalid([Issue(path, message)], "invalid-search", "The search is not valid.")
+
+
+def search_patients(
+    *,
+    session: Session,
+    database: Database,
+    actor: Actor,
+    settings: Settings,
+    keyring: Keyring,
+    group_id: uuid.UUID,
+    identifier: str | None,
+    family: str | None,
+    birthdate: str | None,
+    cursor: str | None,
+    limit: int,
+) -> PatientList:
+    """Exact-match search (blind indexes) or the list of the group's patients the caller may
+    see: filtered in SQL by the policy's row plan; ``total`` counts the same rows."""
+    access = dataclasses.replace(
+        _patient_access("search", "E", group_id), query=_search_query(identifier, family, birthdate)
+    )
+    with audited(session, database, actor, access) as scope:
+        context = groups.policy_context(settings)
+        groups.authorize(
+            actor,
+            "patient.search",
+            Resource(type=ResourceType.PATIENT, group_id=group_id),
+            context,
+            scope,
+        )
+        if groups_repository.group_by_id(session, group_id) is None:
+            raise groups.not_found(ResourceType.GROUP)
+        ins, name = _search_indexes(
+            keyring,
+            session,
+            group_id=group_id,
+            identifier=identifier,
+            family=family,
+            birthdate=birthdate,
+        )
+        after = pagination.decode_cursor(cursor, dt.datetime, uuid.UUID) if cursor else None
+        visible = groups_repository.plan_predicate(
+            row_plan(actor, "patient.read", context),
+            actor,
+            col(Patient.group_id),
+            repository.PATIENT_PREDICATES,
+        )
+        limit = max(1, min(limit, pagination.MAX_LIMIT))
+        rows = repository.search(
+            session,
+            visible=visible,
+            group_id=group_id,
+            ins_index=ins,
+            name_index=name,
+            after=after,
+            limit=limit + 1,
+        )
+        page = rows[:limit]
+        total = repository.count(
+            session, visible=visible, group_id=group_id, ins_index=ins, name_index=name
+        )
+        items = [_public(p, _open(keyring, session, p)) for p in page]
+        scope.result_refs = [f"Patient/{p.id}" for p in page]
+        last = page[-1] if len(rows) > limit else None
+        return PatientList(
+            items=items,
+            next_cursor=pagination.encode_cursor(last.created_at, last.id) if last else None,
+            total=total,
+        )
+
+
+def _search_indexes(
+    keyring: Keyring,
+    session: Session,
+    *,
+    group_id: uuid.UUID,
+    identifier: str | None,
+    family: str | None,
+    birthdate: str | None,
+) -> tuple[bytes | None, bytes | None]:
+    ins = None
+    if identifier is not None:
+        system, separator, value = identifier.partition("|")
+        if not separator or not value.strip():
+            raise _search_error("identifier", "use identifier=system|value")
+        if system not in INS_SYSTEMS:
+            raise _search_error(
+                "identifier", "only INS identifiers (INS-NIR, INS-NIA) are searchable"
+            )
+        try:
+            ins = ins_index(keyring, session, group_id, system, value)
+        except ValueError:
+            raise _search_error("identifier", "not an INS value") from None
+    name = None
+    if (family is None) != (birthdate is None):
+        raise _search_error("family", "family and birthdate go together")
+    if family is not None and birthdate is not None:
+        try:
+            birth_date = dt.date.fromisoformat(birthdate)
+            if len(birthdate) != 10:
+                raise ValueError
+        except ValueError:
+            raise _search_error("birthdate", "a full date, YYYY-MM-DD") from None
+        try:
+            name = name_birthdate_index(keyring, session, group_id, family, birth_date)
+        except ValueError:
+            raise _search_error("family", "the family name has no letter") from None
+    return ins, name
+
+
+def get_patient(
+    *,
+    session: Session,
+    database: Database,
+    actor: Actor,
+    settings: Settings,
+    keyring: Keyring,
+    group_id: uuid.UUID,
+    patient_id: uuid.UUID,
+) -> PatientPublic:
+    access = dataclasses.replace(
+        _patient_access("read", "R", group_id),
+        patient_id=patient_id,
+        resource_id=str(patient_id),
+    )
+    with audited(session, database, actor, access) as scope:
+        context = groups.policy_context(settings)
+        patient = repository.patient_by_id(session, group_id, patient_id)
+        opposed = (
+            patient is not None
+            and actor.user_id is not None
+            and repository.opposition_applies(session, patient_id=patient_id, user_id=actor.user_id)
+        )
+        resource = Resource(
+            type=ResourceType.PATIENT,
+            group_id=group_id,
+            id=patient_id,
+            opposition_applies=opposed,
+        )
+        groups.authorize(actor, "patient.read", resource, context, scope)
+        if patient is None:
+            raise groups.not_found(ResourceType.PATIENT)
+        return _public(patient, _open(keyring, session, patient))
+
+
+def opposition_applies(session: Session, *, patient_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    """Does an active opposition of the patient cover this user (whole group, or named)?
+    The threads domain asks before opening a thread about the patient and before showing its
+    content; the policy's ``no_opposition`` condition uses the same SQL predicate."""
+    return repository.opposition_applies(session, patient_id=patient_id, user_id=user_id)
+
+
+# -- oppositions -------------------------------------------------------------------------------
+
+
+def _opposition_public(
+    opposition: Opposition, professionals: Sequence[uuid.UUID]
+) -> OppositionPublic:
+    resource = consent_resource(
+        opposition_id=opposition.id,
+        group_id=opposition.group_id,
+        patient_id=opposition.patient_id,
+        status=opposition.status,
+        scope=opposition.scope,
+        professionals=professionals,
+        informed_by=opposition.informed_by,
+        informed_at=opposition.informed_at,
+        recorded_by=opposition.recorded_by,
+        recorded_at=opposition.recorded_at,
+        lifted_by=opposition.lifted_by,
+        lifted_at=opposition.lifted_at,
+        version=opposition.version,
+    )
+    return OppositionPublic(
+        id=opposition.id,
+        group_id=opposition.group_id,
+        patient_id=opposition.patient_id,
+        status=opposition.status,
+        scope=opposition.scope,
+        professionals=list(professionals),
+        informed_by=opposition.informed_by,
+        informed_at=opposition.informed_at,
+        recorded_by=opposition.recorded_by,
+        recorded_at=opposition.recorded_at,
+        lifted_by=opposition.lifted_by,
+        lifted_at=opposition.lifted_at,
+        version=opposition.version,
+        resource=resource,
+    )
+
+
+def _consent_access(kind: str, action: str, group_id: uuid.UUID, patient_id: uuid.UUID) -> Access:
+    return Access(
+        kind=kind,
+        action=action,  # type: ignore[arg-type]
+        group_id=group_id,
+        patient_id=patient_id,
+        resource_type="Consent",
+    )
+
+
+def _the_patient(session: Session, group_id: uuid.UUID, patient_id: uuid.UUID) -> Patient:
+    patient = repository.patient_by_id(session, group_id, patient_id)
+    if patient is None:
+        raise groups.not_found(ResourceType.PATIENT)
+    return patient
+
+
+def _check_opposition(
+    session: Session, actor: Actor, group_id: uuid.UUID, request: OppositionCreate, now: dt.datetime
+) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    issues: list[Issue] = []
+    professionals = sorted(set(request.professionals))
+    if request.scope == "group" and professionals:
+        issues.append(Issue("professionals", "only for the scope 'professionals'"))
+    if request.scope == "professionals":
+        if not professionals:
+            issues.append(Issue("professionals", "name at least one professional"))
+        members = repository.members_among(session, group_id, professionals, active_only=False)
+        if set(professionals) - members:
+            issues.append(Issue("professionals", "every professional must be a group member"))
+    informed_by = request.informed_by or actor.user_id
+    if informed_by is None or not repository.members_among(
+        session, group_id, [informed_by], active_only=True
+    ):
+        issues.append(Issue("informed_by", "must be an active member of the group"))
+    if request.informed_at > now + INFORMED_AT_SKEW:
+        issues.append(Issue("informed_at", "may not be in the future"))
+    if issues:
+        raise _invalid(issues, "invalid-opposition", "The opposition is not valid.")
+    assert informed_by is not None
+    return informed_by, professionals
+
+
+def record_opposition(
+    *,
+    session: Session,
+    database: Database,
+    actor: Actor,
+    settings: Settings,
+    group_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    request: OppositionCreate,
+) -> OppositionPublic:
+    access = _consent_access("create", "C", group_id, patient_id)
+    with audited(session, database, actor, access) as scope:
+        context = groups.policy_context(settings)
+        resource = Resource(type=ResourceType.OPPOSITION, group_id=group_id)
+        groups.authorize(actor, "opposition.create", resource, context, scope)
+        _the_patient(session, group_id, patient_id)
+        informed_by, professionals = _check_opposition(
+            session, actor, group_id, request, context.now
+        )
+        assert actor.user_id is not None
+        opposition = Opposition(
+            group_id=group_id,
+            patient_id=patient_id,
+            scope=request.scope,
+            informed_by=informed_by,
+            informed_at=request.informed_at,
+            recorded_by=actor.user_id,
+            recorded_at=context.now,
+        )
+        repository.add(session, opposition)
+        for user_id in professionals:
+            session.add(OppositionProfessional(opposition_id=opposition.id, user_id=user_id))
+        session.flush()
+        scope.resource_id = str(opposition.id)
+        return _opposition_public(opposition, professionals)
+
+
+def list_oppositions(
+    *,
+    session: Session,
+    database: Database,
+    actor: Actor,
+    settings: Settings,
+    group_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    cursor: str | None,
+    limit: int,
+) -> OppositionList:
+    access = dataclasses.replace(
+        _consent_access("search", "E", group_id, patient_id), query="Consent?patient"
+    )
+    with audited(session, database, actor, access) as scope:
+        context = groups.policy_context(settings)
+        resource = Resource(type=ResourceType.OPPOSITION, group_id=group_id)
+        groups.authorize(actor, "opposition.list", resource, context, scope)
+        _the_patient(session, group_id, patient_id)
+        after = pagination.decode_cursor(cursor, dt.datetime, uuid.UUID) if cursor else None
+        limit = max(1, min(limit, pagination.MAX_LIMIT))
+        rows = repository.oppositions_of(
+            session, patient_id=patient_id, after=after, limit=limit + 1
+        )
+        page = rows[:limit]
+        named = repository.professionals_of(session, [o.id for o in page])
+        scope.result_refs = [f"Consent/{o.id}" for o in page]
+        last = page[-1] if len(rows) > limit else None
+        return OppositionList(
+            items=[_opposition_public(o, named[o.id]) for o in page],
+            next_cursor=pagination.encode_cursor(last.recorded_at, last.id) if last else None,
+        )
+
+
+def lift_opposition(
+    *,
+    session: Session,
+    database: Database,
+    actor: Actor,
+    settings: Settings,
+    group_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    opposition_id: uuid.UUID,
+    update: OppositionUpdate,
+) -> OppositionPublic:
+    """Lift an opposition (status inactive): access about the patient is restored for those it
+    covered; the record stays, with who lifted it and when."""
+    access = dataclasses.replace(
+        _consent_access("update", "U", group_id, patient_id), resource_id=str(opposition_id)
+    )
+    with audited(session, database, actor, access) as scope:
+        context = groups.policy_context(settings)
+        resource = Resource(type=ResourceType.OPPOSITION, group_id=group_id, id=opposition_id)
+        groups.authorize(actor, "opposition.lift", resource, context, scope)
+        _the_patient(session, group_id, patient_id)
+        opposition = repository.opposition_by_id(
+            session, patient_id=patient_id, opposition_id=opposition_id, for_update=True
+        )
+        if opposition is None:
+            raise groups.not_found(ResourceType.OPPOSITION)
+        if opposition.status != "active":
+            raise Conflict("This opposition was already lifted.", code="opposition-lifted")
+        assert update.status == "inactive"
+        opposition.status = "inactive"
+        opposition.lifted_by = actor.user_id
+        opposition.lifted_at = context.now
+        opposition.version += 1
+        repository.add(session, opposition)
+        named = repository.professionals_of(session, [opposition.id])
+        return _opposition_public(opposition, named[opposition.id])
