@@ -108,9 +108,25 @@ def cmd_check(_args: argparse.Namespace, settings: Settings) -> Outcome:
 
 
 def cmd_demo(_args: argparse.Namespace, settings: Settings) -> Outcome:
+    from hdsapp.core.actor import system_actor
+    from hdsapp.core.db import database_for, utcnow
+    from hdsapp.identity import service as identity
+
+    if settings.env == "production":
+        raise CommandError("demo accounts have published credentials: refused in production")
     initialise(settings)
-    data: dict[str, Any] = {"group_id": None, "users": []}
-    return Outcome(data, "Demo data: nothing to seed yet.")
+    with database_for(settings.effective_database_url).unit_of_work() as session:
+        users = identity.seed_demo_users(
+            session=session, settings=settings, actor=system_actor(), now=utcnow()
+        )
+    data: dict[str, Any] = {"group_id": None, "users": users}
+    lines = [
+        f"  {u['role']:<12} {u['email']:<36} {u['password']:<28} {u['totp_secret']}" for u in users
+    ]
+    text = "Demo users (demo only: published credentials; TOTP secret to enrol):\n" + "\n".join(
+        lines
+    )
+    return Outcome(data, text)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> Outcome:
