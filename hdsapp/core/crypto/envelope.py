@@ -88,9 +88,9 @@ def open_envelope(key: Key | KeyLookup, envelope: bytes, *, aad: AssociatedData)
     if callable(key):
         key = key(key_version)
     try:
-        return _cipher(key).decrypt(
-            envelope[5:HEADER_BYTES], envelope[HEADER_BYTES:], envelope[:5] + aad.encode()
-        )
+        # A memoryview, not a slice: no copy of a large ciphertext before decrypting it.
+        body = memoryview(envelope)[HEADER_BYTES:]
+        return _cipher(key).decrypt(envelope[5:HEADER_BYTES], body, envelope[:5] + aad.encode())
     except InvalidTag:
         raise IntegrityError("envelope failed authentication") from None
 
