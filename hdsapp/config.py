@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "HDS_"
@@ -77,9 +84,9 @@ class OidcProviderSettings(BaseModel):
     acr_values: str | None = None
     id_token_algorithms: list[str] = Field(default=["RS256"], min_length=1)
     allowed_professions: list[str] | None = None
-    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] = (
-        "client_secret_basic"  # noqa: S105 - a method name, not a secret
-    )
+    token_endpoint_auth_method: Literal[
+        "client_secret_basic", "client_secret_post", "tls_client_auth", "none"
+    ] = "client_secret_basic"  # noqa: S105 - a method name, not a secret
     tls_client_cert: Path | None = None
     tls_client_key: Path | None = None
     tls_ca_file: Path | None = None
@@ -95,6 +102,17 @@ class OidcProviderSettings(BaseModel):
         if unknown:
             raise ValueError(f"unsupported ID token algorithms {unknown}; use {sorted(allowed)}")
         return value
+
+    @model_validator(mode="after")
+    def _client_authentication(self) -> OidcProviderSettings:
+        if (self.tls_client_cert is None) != (self.tls_client_key is None):
+            raise ValueError("tls_client_cert and tls_client_key go together")
+        mtls = self.token_endpoint_auth_method == "tls_client_auth"  # noqa: S105 - a name
+        if mtls and self.tls_client_cert is None:
+            raise ValueError("tls_client_auth needs tls_client_cert and tls_client_key")
+        if self.client_secret and self.client_secret_file is not None:
+            raise ValueError("give client_secret or client_secret_file, not both")
+        return self
 
 
 # The provider's name appears in paths (/api/v1/auth/oidc/{name}/login) and in the audit log.

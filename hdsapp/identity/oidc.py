@@ -209,10 +209,13 @@ class OidcClient:
 
     def _oauth(self) -> OAuth2Client:
         config = self.config
+        # RFC 8705 tls_client_auth: the client certificate authenticates (in the TLS handshake,
+        # see _verify), the body names the client, like a public client's request.
+        method = config.token_endpoint_auth_method
         return OAuth2Client(
             client_id=config.client_id,
             client_secret=config.client_secret or None,
-            token_endpoint_auth_method=config.token_endpoint_auth_method,
+            token_endpoint_auth_method="none" if method == "tls_client_auth" else method,
             scope=" ".join(config.scopes),
             redirect_uri=config.redirect_uri,
             code_challenge_method="S256",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,17 @@ def test_a_totp_code_is_accepted_once(client: TestClient, account: Account) -> N
     assert login(client, account, otp=earlier).status_code == 401
     later = credentials.totp_code(account.totp_secret, step + 1)
     assert login(client, account, otp=later).status_code == 200
+
+
+def test_concurrent_logins_with_one_code_let_one_in(
+    account: Account, new_client: Callable[[], TestClient], database: Database
+) -> None:
+    code = account.otp()
+    clients = [new_client() for _ in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = list(pool.map(lambda c: login(c, account, otp=code).status_code, clients))
+    assert sorted(statuses) == [200, 401, 401, 401]
+    assert len(session_rows(database)) == 1
 
 
 def test_recovery_codes_work_once(
