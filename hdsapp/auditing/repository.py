@@ -156,6 +156,10 @@ def add_checkpoint(session: Session, checkpoint: AuditCheckpoint) -> bool:
     return True
 
 
+def count_entries(session: Session) -> int:
+    return int(session.execute(sa.select(sa.func.count()).select_from(AuditEntry)).scalar_one())
+
+
 def count_nodes(session: Session) -> int:
     return int(session.execute(sa.select(sa.func.count()).select_from(AuditNode)).scalar_one())
 

@@ -352,7 +352,6 @@ def verify_log(
     each checkpoint's signature and root, and the consistency between checkpoints; stop at
     the first divergence."""
     stored = repository.checkpoints(session)
-    entries = 0
     try:
         _check_checkpoints(stored, verifiers, origin)
         entries = _check_entries(session, stored)
@@ -360,7 +359,7 @@ def verify_log(
     except _Divergence as divergence:
         return LogReport(
             ok=False,
-            entries=entries,
+            entries=repository.count_entries(session),
             checkpoint_size=stored[-1].tree_size if stored else None,
             checkpoints=len(stored),
             key_pinned=pinned,
