@@ -11,27 +11,25 @@ const CACHE = `hds-shell-${SHELL.version}`;
 const FILES = new Set(SHELL.files);
 const NETWORK_ONLY = /^\/(api|fhir)(\/|$)/;
 
+async function precache() {
+  const cache = await caches.open(CACHE);
+  // cache: "reload" bypasses the HTTP cache, so the shell is the version just deployed.
+  await cache.addAll(SHELL.files.map((url) => new Request(url, { cache: "reload" })));
+}
+
+async function dropOtherCaches() {
+  // Only the current shell may remain: older shells and anything else go.
+  for (const name of await caches.keys()) {
+    if (name !== CACHE) await caches.delete(name);
+  }
+}
+
 self.addEventListener("install", (event) => {
-  event.waitUntil(
-    (async () => {
-      const cache = await caches.open(CACHE);
-      // cache: "reload" bypasses the HTTP cache, so the shell is the version just deployed.
-      await cache.addAll(SHELL.files.map((url) => new Request(url, { cache: "reload" })));
-      await self.skipWaiting();
-    })(),
-  );
+  event.waitUntil(precache().then(() => self.skipWaiting()));
 });
 
 self.addEventListener("activate", (event) => {
-  event.waitUntil(
-    (async () => {
-      // Only the current shell may remain: older shells and anything else go.
-      for (const name of await caches.keys()) {
-        if (name !== CACHE) await caches.delete(name);
-      }
-      await self.clients.claim();
-    })(),
-  );
+  event.waitUntil(dropOtherCaches().then(() => self.clients.claim()));
 });
 
 self.addEventListener("fetch", (event) => {
@@ -53,8 +51,17 @@ self.addEventListener("fetch", (event) => {
   );
 });
 
+// The page asks this after every start. After a logout wiped every cache (and Chromium may
+// have revived this very registration when the page registered again), the shell is fetched
+// again — only the shell — and the page is taken under control.
 self.addEventListener("message", (event) => {
-  if (event.data === "version" && event.source) {
-    event.source.postMessage({ type: "version", version: SHELL.version });
-  }
+  if (event.data !== "ensure-shell") return;
+  event.waitUntil(
+    (async () => {
+      if (!(await caches.has(CACHE))) await precache();
+      await dropOtherCaches();
+      await self.clients.claim();
+      if (event.source) event.source.postMessage({ type: "shell", version: SHELL.version });
+    })(),
+  );
 });

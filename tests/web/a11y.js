@@ -20,7 +20,8 @@
     if (el.labels && el.labels.length) return [...el.labels].map((l) => l.textContent).join(" ").trim();
     if (el.tagName === "IMG") return el.getAttribute("alt") || "";
     if (el.closest("fieldset") && el.type === "radio") return "";
-    return (el.textContent || "").trim() || el.getAttribute("title") || "";
+    // innerText leaves out what display:none hides (and so does the accessibility tree).
+    return (el.innerText || "").trim() || el.getAttribute("title") || "";
   };
 
   for (const el of document.querySelectorAll("*")) {

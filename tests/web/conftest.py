@@ -39,7 +39,9 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from hdsapp.core.db import Database
 from tests.conftest import REPO_ROOT, require_service
+from tests.web.people import People
 
 CHROMIUM = Path(os.environ.get("HDS_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -207,9 +209,8 @@ class Guard:
 @pytest.fixture
 def guard(live_server: LiveServer) -> Guard:
     watcher = Guard(origin=live_server.url)
-    # Every signed-out load asks who is signed in: the 401 (404 before identity) is the answer.
-    watcher.expect_http_error("/api/v1/me", 401)
-    watcher.expect_http_error("/api/v1/me", 404)
+    # Every signed-out load asks whether a session exists: the 401 is the answer.
+    watcher.expect_http_error("/api/v1/auth/session", 401)
     return watcher
 
 
@@ -250,9 +251,15 @@ def shoot() -> Shoot:
         before = page.viewport_size
         for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
             page.set_viewport_size(size)
+            page.evaluate("window.scrollTo(0, 0)")
             page.wait_for_timeout(50)
             page.screenshot(path=str(folder / f"{name}-{label}.png"), full_page=True)
         if before:
             page.set_viewport_size(before)
 
     return take
+
+
+@pytest.fixture
+def people(database: Database) -> People:
+    return People(database)

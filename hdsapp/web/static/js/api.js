@@ -28,7 +28,9 @@ export class ApiError extends Error {
     this.name = "ApiError";
     this.status = status;
     this.problem = problem || {};
-    this.code = this.problem.code || "";
+    // problem+json names the error in "type": urn:hdsapp:problem:<code>.
+    const type = String(this.problem.type || "");
+    this.code = this.problem.code || type.replace(/^urn:hdsapp:problem:/, "");
   }
 }
 

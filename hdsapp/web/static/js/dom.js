@@ -15,8 +15,9 @@ function apply(el, attrs) {
     } else if (name === "value" && "value" in el) {
       el.value = value;
     } else if (name === "checked" || name === "selected" || name === "disabled") {
+      // The attribute too: it is the default a form reset goes back to.
+      el.toggleAttribute(name, Boolean(value));
       el[name] = Boolean(value);
-      if (name === "disabled") el.toggleAttribute("disabled", Boolean(value));
     } else if (name === "style" || name.startsWith("on")) {
       throw new Error(`refused attribute ${name}`);
     } else {

@@ -31,6 +31,12 @@ export function t(key, vars) {
 }
 
 /** Translate the static markup of index.html (data-i18n, data-i18n-aria-label). */
+/** tn("inbox.members", 3): the ".one" or ".other" form for n, with {n} filled in. */
+export function tn(key, n, vars = {}) {
+  const form = new Intl.PluralRules(current).select(n) === "one" ? "one" : "other";
+  return t(`${key}.${form}`, { n: formatNumber(n), ...vars });
+}
+
 export function translateStatic(root = document) {
   for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   for (const el of root.querySelectorAll("[data-i18n-aria-label]")) {

@@ -133,6 +133,11 @@ async function route() {
       params: found.params,
       navigate,
       toast,
+      afterSignIn: () => {
+        const next = wantedAfterSignIn || "/inbox";
+        wantedAfterSignIn = null;
+        navigate(next, { replace: true });
+      },
       isCurrent: () => token === renderToken,
     });
   } catch (error) {
@@ -185,9 +190,13 @@ function registerServiceWorker() {
     );
     banner.hidden = false;
   });
-  navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {
-    // No worker (private mode, unsupported): the app works online all the same.
-  });
+  navigator.serviceWorker
+    .register("/sw.js", { scope: "/" })
+    .then(() => navigator.serviceWorker.ready)
+    .then((registration) => registration.active && registration.active.postMessage("ensure-shell"))
+    .catch(() => {
+      // No worker (private mode, unsupported): the app works online all the same.
+    });
 }
 
 async function boot() {

@@ -2,7 +2,7 @@
 // until then the inbox lists the care groups the user belongs to, from GET /api/v1/me.
 
 import { h } from "../dom.js";
-import { t } from "../i18n.js";
+import { t, tn } from "../i18n.js";
 import { displayName, myGroups } from "../session.js";
 import { badge, emptyState, icon, pageHeader, roleLabel } from "../ui.js";
 
@@ -10,10 +10,10 @@ const ROLE_TONE = { coordinator: "info", auditor: "warning", clinician: "success
 
 function groupCard(group) {
   const links = [];
-  if (group.roles.includes("coordinator")) {
+  if (group.role === "coordinator") {
     links.push(h("a", { class: "btn btn-small", href: `#/coordination/${group.id}` }, t("inbox.manage")));
   }
-  if (group.roles.includes("auditor")) {
+  if (group.role === "auditor") {
     links.push(h("a", { class: "btn btn-small", href: `#/audit/${group.id}` }, t("inbox.audit")));
   }
   return h(
@@ -27,7 +27,10 @@ function groupCard(group) {
       h(
         "p",
         { class: "list-meta" },
-        group.roles.map((role) => badge(roleLabel(role), ROLE_TONE[role] || "neutral")),
+        badge(roleLabel(group.role), ROLE_TONE[group.role] || "neutral"),
+        typeof group.memberCount === "number"
+          ? h("span", null, tn("inbox.members", group.memberCount))
+          : null,
       ),
     ),
     links.length ? h("div", { class: "list-actions" }, links) : null,

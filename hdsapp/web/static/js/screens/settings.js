@@ -1,19 +1,16 @@
-// Settings: account, second factor, session, personal access tokens, language.
+// Settings: account, second factor (recovery codes), session, personal access tokens, language.
 
 import { api } from "../api.js";
-import { h, uid } from "../dom.js";
+import { h } from "../dom.js";
 import { formatDateTime, lang, setLang, t } from "../i18n.js";
 import { logout, session } from "../session.js";
+import { Cancelled, withStepUp } from "../stepup.js";
 import { alertBox, badge, errorMessage, field, icon, pageHeader, section, toast } from "../ui.js";
 
 const SCOPES = ["read", "write", "audit"];
 const EXPIRIES = ["1h", "1d", "7d", "30d", "90d"];
 
-function userOf(me) {
-  return (me && (me.user || me)) || {};
-}
-
-function definition(rows) {
+function facts(rows) {
   return h(
     "dl",
     { class: "facts" },
@@ -24,41 +21,105 @@ function definition(rows) {
 }
 
 function accountSection(me) {
-  const user = userOf(me);
   return section(
     t("settings.account"),
-    definition([
-      [t("settings.name"), user.display_name || user.name],
-      [t("settings.email"), user.email],
-      [t("settings.rpps"), user.rpps],
-      [t("settings.profession"), user.profession_label || user.profession],
+    facts([
+      [t("settings.name"), me.display_name],
+      [t("settings.email"), me.email],
+      [t("settings.profession"), me.profession && (me.profession.label || me.profession.code)],
+      [t("settings.rpps"), me.rpps],
+      [t("settings.idnps"), me.idnps],
     ]),
   );
 }
 
-function secondFactorSection(me) {
-  const user = userOf(me);
-  const federated = user.auth_method === "oidc" || me.auth_method === "oidc";
+function copyButton(text, label) {
+  return h(
+    "button",
+    {
+      type: "button",
+      class: "btn btn-small",
+      on: {
+        click: async () => {
+          try {
+            await navigator.clipboard.writeText(text);
+            toast(t("tokens.copied"));
+          } catch {
+            toast(t("tokens.copy.failed"));
+          }
+        },
+      },
+    },
+    icon("copy"),
+    label || t("tokens.copy"),
+  );
+}
+
+function secondFactorSection(me, info) {
+  const federated = info && info.method === "oidc";
+  const active = me.authentication && me.authentication.second_factor;
+  const output = h("div", { "aria-live": "polite" });
+  const regenerate = h(
+    "button",
+    {
+      type: "button",
+      class: "btn",
+      id: "recovery-codes",
+      on: {
+        click: async () => {
+          output.replaceChildren();
+          regenerate.disabled = true;
+          try {
+            const answer = await withStepUp(() => api.post("/api/v1/me/recovery-codes"));
+            const codes = answer.codes || [];
+            output.replaceChildren(
+              h(
+                "div",
+                { class: "alert alert-success", role: "status" },
+                h("p", null, h("strong", null, t("mfa.codes.created"))),
+                h("p", null, t("mfa.codes.once")),
+                h("ul", { class: "codes" }, codes.map((code) => h("li", null, h("code", null, code)))),
+                h("div", null, copyButton(codes.join("\n"))),
+              ),
+            );
+          } catch (error) {
+            if (!(error instanceof Cancelled)) output.replaceChildren(alertBox(errorMessage(error)));
+          } finally {
+            regenerate.disabled = false;
+          }
+        },
+      },
+    },
+    t("mfa.codes.regenerate"),
+  );
   return section(
     t("settings.mfa"),
     h(
       "p",
       { class: "fact-line" },
-      badge(t("settings.mfa.active"), "success"),
-      " ",
-      federated ? t("settings.mfa.federated") : t("settings.mfa.totp"),
+      active ? badge(t("settings.mfa.active"), "success") : badge(t("settings.mfa.inactive"), "danger"),
+      h(
+        "span",
+        null,
+        federated
+          ? t("settings.mfa.federated", { provider: info.provider || "Pro Santé Connect" })
+          : t("settings.mfa.totp"),
+      ),
     ),
     h("p", { class: "muted" }, t("settings.mfa.help")),
+    federated ? null : h("p", { class: "muted" }, t("mfa.codes.help")),
+    federated ? null : regenerate,
+    output,
   );
 }
 
-function sessionSection(me) {
-  const current = me.session || {};
+function sessionSection(info) {
   return section(
     t("settings.session"),
-    definition([
-      [t("settings.session.since"), current.created_at ? formatDateTime(current.created_at) : ""],
-      [t("settings.session.expires"), current.expires_at ? formatDateTime(current.expires_at) : ""],
+    facts([
+      [t("settings.session.since"), formatDateTime(info && info.authenticated_at)],
+      [t("settings.session.idle"), formatDateTime(info && info.idle_expires_at)],
+      [t("settings.session.expires"), formatDateTime(info && info.expires_at)],
     ]),
     h("p", { class: "muted" }, t("settings.session.help")),
     h(
@@ -70,43 +131,49 @@ function sessionSection(me) {
   );
 }
 
-function tokensSection({ toastFn }) {
-  const list = h("ul", { class: "list", id: "token-list" });
-  const created = h("div", { class: "token-created", "aria-live": "polite" });
+function tokensSection() {
+  const list = h("ul", { class: "list", id: "token-list", "aria-live": "polite" });
+  const created = h("div", { class: "token-created" });
   const status = h("div", { "aria-live": "assertive" });
-  const known = new Map();
+  let tokens = [];
+  const heading = h("h3", { class: "subhead", tabindex: "-1" }, t("tokens.active"));
+
+  async function reload() {
+    const answer = await api.get("/api/v1/me/tokens");
+    tokens = (answer.items || []).filter((token) => token.state === "active");
+    renderList();
+  }
 
   function renderList() {
     list.replaceChildren();
-    if (!known.size) {
+    if (!tokens.length) {
       list.append(h("li", { class: "list-empty" }, t("tokens.none")));
       return;
     }
-    for (const token of known.values()) {
+    for (const token of tokens) {
       const revoke = h(
         "button",
         {
           type: "button",
           class: "btn btn-small btn-danger-quiet",
-          "aria-label": t("tokens.revoke.named", { name: token.name || token.id }),
-          on: {
-            click: async () => {
-              revoke.disabled = true;
-              try {
-                await api.delete(`/api/v1/me/tokens/${encodeURIComponent(token.id)}`);
-                known.delete(token.id);
-                created.replaceChildren();
-                renderList();
-                toastFn(t("tokens.revoked"));
-              } catch (error) {
-                revoke.disabled = false;
-                status.replaceChildren(alertBox(errorMessage(error)));
-              }
-            },
-          },
+          "aria-label": t("tokens.revoke.named", { name: token.name }),
         },
         t("tokens.revoke"),
       );
+      revoke.addEventListener("click", async () => {
+        revoke.disabled = true;
+        status.replaceChildren();
+        try {
+          await api.delete(`/api/v1/me/tokens/${encodeURIComponent(token.id)}`);
+          created.replaceChildren();
+          await reload();
+          toast(t("tokens.revoked"));
+          heading.focus();
+        } catch (error) {
+          revoke.disabled = false;
+          status.replaceChildren(alertBox(errorMessage(error)));
+        }
+      });
       list.append(
         h(
           "li",
@@ -115,14 +182,16 @@ function tokensSection({ toastFn }) {
           h(
             "div",
             { class: "list-main" },
-            h("p", { class: "list-title" }, token.name || token.id),
+            h("p", { class: "list-title" }, token.name),
             h(
               "p",
               { class: "list-meta" },
+              h("code", null, `${token.prefix}…`),
               (token.scopes || []).map((scope) => badge(t(`tokens.scope.${scope}`))),
-              token.expires_at
-                ? h("span", null, t("tokens.expires", { when: formatDateTime(token.expires_at) }))
-                : null,
+              h("span", null, t("tokens.expires", { when: formatDateTime(token.expires_at) })),
+              token.last_used_at
+                ? h("span", null, t("tokens.used", { when: formatDateTime(token.last_used_at) }))
+                : h("span", null, t("tokens.unused")),
             ),
           ),
           h("div", { class: "list-actions" }, revoke),
@@ -136,11 +205,10 @@ function tokensSection({ toastFn }) {
     hint: t("tokens.name.hint"),
     input: h("input", { type: "text", name: "name", maxlength: "100", autocomplete: "off" }),
   });
-  const scopeLegend = uid("legend");
   const scopes = h(
     "fieldset",
-    { class: "field choices", "aria-describedby": null },
-    h("legend", { class: "field-label", id: scopeLegend }, t("tokens.scopes")),
+    { class: "field choices" },
+    h("legend", { class: "field-label" }, t("tokens.scopes")),
     SCOPES.map((scope) =>
       h(
         "label",
@@ -155,7 +223,9 @@ function tokensSection({ toastFn }) {
     input: h(
       "select",
       { name: "expires_in" },
-      EXPIRIES.map((value) => h("option", { value, selected: value === "30d" }, t(`tokens.expiry.${value}`))),
+      EXPIRIES.map((value) =>
+        h("option", { value, selected: value === "30d" }, t(`tokens.expiry.${value}`)),
+      ),
     ),
   });
   const submit = h("button", { type: "submit", class: "btn btn-primary" }, t("tokens.create"));
@@ -183,59 +253,31 @@ function tokensSection({ toastFn }) {
     }
     submit.disabled = true;
     try {
-      const token = await api.post("/api/v1/me/tokens", {
-        name: label,
-        scopes: chosen,
-        expires_in: expiry.input.value,
-      });
-      known.set(token.id, token);
-      renderList();
-      form.reset();
-      const secret = h("code", { class: "secret", id: "token-secret" }, token.token);
-      const copy = h(
-        "button",
-        {
-          type: "button",
-          class: "btn btn-small",
-          on: {
-            click: async () => {
-              try {
-                await navigator.clipboard.writeText(token.token);
-                toastFn(t("tokens.copied"));
-              } catch {
-                toastFn(t("tokens.copy.failed"));
-              }
-            },
-          },
-        },
-        icon("copy"),
-        t("tokens.copy"),
+      const token = await withStepUp(() =>
+        api.post("/api/v1/me/tokens", { name: label, scopes: chosen, expires_in: expiry.input.value }),
       );
+      form.reset();
       created.replaceChildren(
         h(
           "div",
           { class: "alert alert-success", role: "status" },
-          h("p", null, h("strong", null, t("tokens.created"))),
+          h("p", null, h("strong", null, t("tokens.created", { name: token.name }))),
           h("p", null, t("tokens.once")),
-          h("div", { class: "secret-row" }, secret, copy),
+          h(
+            "div",
+            { class: "secret-row" },
+            h("code", { class: "secret", id: "token-secret" }, token.token),
+            copyButton(token.token),
+          ),
         ),
       );
+      await reload();
     } catch (error) {
-      status.replaceChildren(alertBox(errorMessage(error)));
+      if (!(error instanceof Cancelled)) status.replaceChildren(alertBox(errorMessage(error)));
     } finally {
       submit.disabled = false;
     }
   });
-
-  async function load() {
-    try {
-      const answer = await api.get("/api/v1/me/tokens");
-      for (const token of answer.items || []) known.set(token.id, token);
-    } catch {
-      // Listing may not exist: show the tokens created here.
-    }
-    renderList();
-  }
 
   return {
     element: section(
@@ -244,10 +286,10 @@ function tokensSection({ toastFn }) {
       form,
       status,
       created,
-      h("h3", { class: "subhead" }, t("tokens.active")),
+      heading,
       list,
     ),
-    load,
+    reload,
   };
 }
 
@@ -281,18 +323,20 @@ function languageSection() {
 
 export async function render({ view }) {
   const me = session.me;
-  const tokens = tokensSection({ toastFn: toast });
-  await tokens.load();
+  const tokens = tokensSection();
+  await tokens.reload();
+  const wide = tokens.element;
+  wide.classList.add("card-wide");
   view.append(
     pageHeader(t("settings.title"), null),
     h(
       "div",
       { class: "grid" },
       accountSection(me),
-      secondFactorSection(me),
-      sessionSection(me),
+      secondFactorSection(me, session.info),
+      sessionSection(session.info),
       languageSection(),
-      tokens.element,
+      wide,
     ),
   );
   return { title: t("settings.title") };

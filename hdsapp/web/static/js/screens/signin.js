@@ -23,7 +23,7 @@ function loginError(error) {
   return t("error.generic.body");
 }
 
-export async function render({ view, navigate }) {
+export async function render({ view, afterSignIn }) {
   const providers = await loadProviders();
 
   const email = field({
@@ -117,7 +117,7 @@ export async function render({ view, navigate }) {
     form.setAttribute("aria-busy", "true");
     try {
       await signIn(values);
-      navigate("/inbox", { replace: true });
+      afterSignIn();
     } catch (error) {
       status.replaceChildren(alertBox(loginError(error)));
       otp.input.value = "";
@@ -132,13 +132,11 @@ export async function render({ view, navigate }) {
     h(
       "a",
       {
-        class: "btn btn-psc btn-block",
-        href: provider.login_url || `/api/v1/auth/oidc/${encodeURIComponent(provider.id)}/login`,
-        id: `signin-provider-${provider.id}`,
+        class: ["btn", "btn-block", provider.psc ? "btn-psc" : null],
+        href: provider.loginUrl,
+        id: `signin-provider-${provider.name}`,
       },
-      provider.id === "psc" || provider.kind === "psc"
-        ? t("signin.psc")
-        : t("signin.provider", { name: provider.name || provider.id }),
+      provider.psc ? t("signin.psc") : t("signin.provider", { name: provider.label }),
     ),
   );
 
