@@ -365,7 +365,7 @@ def add_member(
         if user is None:
             raise Unprocessable("No user has this email.", code="unknown-user")
         membership = repository.membership(session, group_id, user.id, for_update=True)
-        if membership is not None and membership.status != "removed":
+        if holds_membership(membership, context.now):
             raise Conflict(
                 "This user is already a member of the group (change the role with PATCH).",
                 code="already-a-member",
@@ -382,6 +382,18 @@ def add_member(
         )
         scope.resource_id = str(membership.id)
         return _member_public(membership, user, context.now)
+
+
+def holds_membership(membership: Membership | None, now: dt.datetime) -> bool:
+    """A membership that still holds: active and not past its end date, or suspended (the
+    coordinator reactivates it). Removed and expired ones can be joined again."""
+    if membership is None:
+        return False
+    if membership.status == "suspended":
+        return True
+    return membership.status == "active" and (
+        membership.ends_at is None or membership.ends_at > now
+    )
 
 
 def _join(
@@ -580,7 +592,7 @@ def invite(
         _check_end_date(request.external, request.ends_at, context.now)
         for user in _users_matching(session, request.email, request.rpps):
             membership = repository.membership(session, group_id, user.id)
-            if membership is not None and membership.status != "removed":
+            if holds_membership(membership, context.now):
                 raise Conflict(
                     "This person is already a member of the group.",
                     code="already-a-member",
@@ -724,7 +736,7 @@ def accept_invitation(
         if invitation.ends_at is not None and invitation.ends_at <= context.now:
             raise Gone("The membership period of this invitation is over.", code="period-over")
         membership = repository.membership(session, invitation.group_id, user.id, for_update=True)
-        if membership is not None and membership.status != "removed":
+        if holds_membership(membership, context.now):
             raise Conflict("You are already a member of this group.", code="already-a-member")
         membership = _join(
             session,
