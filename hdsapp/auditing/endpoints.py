@@ -19,7 +19,7 @@ from hdsapp.auditing.schemas import (
 )
 from hdsapp.core.accesslog import AUDITED_ROUTE
 from hdsapp.core.errors import BadRequest
-from hdsapp.dependencies import ActorDep, DatabaseDep, SessionDep
+from hdsapp.dependencies import ActorDep, DatabaseDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 
@@ -60,6 +60,7 @@ def query_audit(
     session: SessionDep,
     database: DatabaseDep,
     actor: ActorDep,
+    settings: SettingsDep,
     patient: Annotated[str | None, Query(max_length=80)] = None,
     actor_id: Annotated[uuid.UUID | None, Query(alias="actor")] = None,
     action: AuditAction | None = None,
@@ -86,6 +87,7 @@ def query_audit(
         cursor=cursor,
         limit=limit,
         query_string=request.url.query,
+        settings=settings,
     )
 
 
@@ -102,6 +104,7 @@ def export_audit(
     session: SessionDep,
     database: DatabaseDep,
     actor: ActorDep,
+    settings: SettingsDep,
     since: AwareDatetime | None = None,
     until: AwareDatetime | None = None,
 ) -> JSONResponse:
@@ -113,6 +116,7 @@ def export_audit(
         since=since,
         until=until,
         query_string=request.url.query,
+        settings=settings,
     )
     return JSONResponse(
         document,

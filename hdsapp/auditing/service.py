@@ -1,9 +1,11 @@
 """The auditor's use cases: query, export, proofs, checkpoints, verification.
 
-Who may do what:
-- the log of a group (query, export) is for the auditors of that group; a token also needs
-  the ``audit`` scope; an export also needs a recent authentication (step-up). Each such
-  call is itself an entry (kind ``audit-query`` or ``export``), refusals included.
+Who may do what is hdsapp/policy/rules.toml (actions ``audit.query``, ``audit.export``,
+``audit.proof``), asked through ``hdsapp.policy.decide``:
+- the log of a group (query, export) is for the auditors of that group (others get 404 if
+  not in the group, 403 if in it); a token also needs the ``audit`` scope; an export also
+  needs a recent authentication (step-up). Each such call is itself an entry (kind
+  ``audit-query`` or ``export``), refusals included.
 - checkpoints, proofs and the verifier key carry hashes only (no health data, no ids): any
   authenticated caller may fetch them, so members, auditors' scripts and outside witnesses
   can follow the log; anonymous callers may not. They are not entries: a witness polling
@@ -47,43 +49,37 @@ from hdsapp.auditing.schemas import (
     InclusionProof,
     LogReport,
 )
+from hdsapp.config import Settings
 from hdsapp.core.accesslog import Access, AuditScope, append_leaf, audited, canonical_json
-from hdsapp.core.actor import Actor, Role, Scope
+from hdsapp.core.actor import Actor
 from hdsapp.core.db import Database, utcnow
-from hdsapp.core.errors import (
-    BadRequest,
-    Forbidden,
-    NotFound,
-    ServiceUnavailable,
-    Unauthenticated,
-)
+from hdsapp.core.errors import BadRequest, NotFound, ServiceUnavailable
+from hdsapp.groups.service import authorize, policy_context, refusal
 from hdsapp.models.audit_checkpoint import AuditCheckpoint
+from hdsapp.policy import Context, Resource, ResourceType, decide
 
-STEP_UP_SECONDS = 300
 MAX_PAGE = 100
 MAX_EXPORT_ENTRIES = 200_000
 AUDIT_PURPOSE = "HOPERAT"  # v3-ActReason: healthcare operations (oversight of the log)
-LEGAL_BASIS = "audit-control"  # hdsapp/policy/rules.toml [legal_bases]
 
 
 # -- who may --------------------------------------------------------------------------------
 
 
 def _require_authenticated(actor: Actor) -> None:
-    if not actor.is_authenticated:
-        raise Unauthenticated("Sign in to read the audit log's proofs.")
+    """audit.proof: hashes only, for any authenticated caller."""
+    decision = decide(
+        actor, "audit.proof", Resource(type=ResourceType.AUDIT), Context(now=utcnow())
+    )
+    if not decision.allowed:
+        raise refusal(decision, ResourceType.AUDIT, Context(now=utcnow()))
 
 
-def _require_auditor(actor: Actor, group_id: uuid.UUID, scope: AuditScope) -> None:
-    if not actor.is_authenticated:
-        scope.outcome_desc = "policy:unauthenticated"
-        raise Unauthenticated()
-    if actor.role_in(group_id) != Role.AUDITOR:
-        scope.outcome_desc = "policy:not-auditor"
-        raise Forbidden("Only the auditors of this care group may read its audit log.")
-    if actor.kind == "token" and not actor.has_scope(Scope.AUDIT):
-        scope.outcome_desc = "policy:scope"
-        raise Forbidden("This token lacks the audit scope.", code="insufficient-scope")
+def _require_auditor(
+    actor: Actor, action: str, group_id: uuid.UUID, scope: AuditScope, settings: Settings
+) -> None:
+    resource = Resource(type=ResourceType.AUDIT, group_id=group_id)
+    authorize(actor, action, resource, policy_context(settings), scope)
 
 
 # -- query ----------------------------------------------------------------------------------
@@ -119,6 +115,7 @@ def query_log(
     cursor: str | None = None,
     limit: int = 50,
     query_string: str | None = None,
+    settings: Settings,
 ) -> AuditPage:
     """A group's entries, newest first (ITI-81-style AuditEvent search)."""
     access = Access(
@@ -128,11 +125,10 @@ def query_log(
         patient_id=query.patient_id,
         resource_type="AuditEvent",
         purpose_of_use=AUDIT_PURPOSE,
-        legal_basis=LEGAL_BASIS,
         query=query_string or None,
     )
     with audited(session, database, actor, access) as scope:
-        _require_auditor(actor, query.group_id, scope)
+        _require_auditor(actor, "audit.query", query.group_id, scope, settings)
         before = _parse_cursor(cursor)
         limit = max(1, min(limit, MAX_PAGE))
         rows = repository.find_entries(session, query, before=before, limit=limit + 1)
@@ -153,7 +149,7 @@ def export_log(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     query_string: str | None = None,
-    now: dt.datetime | None = None,
+    settings: Settings,
 ) -> dict[str, Any]:
     """The group's entries in [since, until) as an audit/ export document: the contiguous
     range of the log from the first to the last of them (other groups' entries in between
@@ -165,17 +161,12 @@ def export_log(
         group_id=group_id,
         resource_type="AuditEvent",
         purpose_of_use=AUDIT_PURPOSE,
-        legal_basis=LEGAL_BASIS,
         query=query_string or None,
     )
     with audited(session, database, actor, access) as scope:
-        _require_auditor(actor, group_id, scope)
-        # Step-up: exporting the trail is sensitive; identity sets authenticated_at.
-        if not actor.authenticated_within(STEP_UP_SECONDS, now=now or utcnow()):
-            scope.outcome_desc = "policy:step-up"
-            raise Unauthenticated(
-                "Authenticate again to export the audit log.", code="step-up-required"
-            )
+        # The rule of audit.export asks for a recent authentication (step-up): the hook is
+        # actor.authenticated_within(HDS_STEP_UP_SECONDS), evaluated by the policy.
+        _require_auditor(actor, "audit.export", group_id, scope, settings)
         return _group_export(session, group_id=group_id, since=since, until=until)
 
 

@@ -152,14 +152,15 @@ def test_a_non_auditor_is_refused_and_the_attempt_is_logged(
     assert "Martin" not in response.text
     entry = rows(database)[-1]
     assert (entry.kind, entry.outcome, entry.actor_id) == ("audit-query", 4, CLINICIAN_ID)
-    assert json.loads(entry.event)["outcomeDesc"] == "policy:not-auditor"
-    # An auditor of another group neither.
+    assert json.loads(entry.event)["outcomeDesc"] == "policy:role"
+    # An auditor of another group neither: this group is not theirs to know of.
     caller.actor = user(AUDITOR_ID, {OTHER_GROUP: Role.AUDITOR})
-    assert api.get(AUDIT).status_code == 403
+    assert api.get(AUDIT).status_code == 404
+    assert last_event(database)["outcomeDesc"] == "policy:not-in-group"
     # A token needs the audit scope.
     caller.actor = auditor(kind="token", scopes=frozenset({Scope.READ}))
     assert api.get(AUDIT).status_code == 403
-    assert last_event(database)["outcomeDesc"] == "policy:scope"
+    assert last_event(database)["outcomeDesc"] == "policy:insufficient-scope"
     caller.actor = anonymous(REQUEST)
     assert api.get(AUDIT).status_code == 401
     assert last_event(database)["outcomeDesc"] == "policy:unauthenticated"
@@ -246,11 +247,14 @@ def test_the_export_needs_a_recent_authentication(
     sign(database, signer_for(settings))
     caller.actor = auditor(authenticated_at=utcnow() - dt.timedelta(hours=1))
     response = api.get(f"/api/v1/groups/{GROUP}/audit/export")
-    assert response.status_code == 401
+    assert response.status_code == 403
     assert response.json()["type"].endswith("step-up-required")
     entry = rows(database)[-1]
     assert (entry.kind, entry.outcome) == ("export", 4)
-    assert json.loads(entry.event)["outcomeDesc"] == "policy:step-up"
+    assert json.loads(entry.event)["outcomeDesc"] == "policy:step-up-required"
+    # Tokens never pass the step-up.
+    caller.actor = auditor(kind="token")
+    assert api.get(f"/api/v1/groups/{GROUP}/audit/export").status_code == 403
     caller.actor = clinician()
     assert api.get(f"/api/v1/groups/{GROUP}/audit/export").status_code == 403
 
