@@ -108,23 +108,33 @@ def cmd_check(_args: argparse.Namespace, settings: Settings) -> Outcome:
 
 
 def cmd_demo(_args: argparse.Namespace, settings: Settings) -> Outcome:
-    from hdsapp.core.actor import system_actor
+    from hdsapp.core.actor import Role, system_actor
     from hdsapp.core.db import database_for, utcnow
+    from hdsapp.groups import service as groups
     from hdsapp.identity import service as identity
 
     if settings.env == "production":
         raise CommandError("demo accounts have published credentials: refused in production")
     initialise(settings)
-    with database_for(settings.effective_database_url).unit_of_work() as session:
+    database = database_for(settings.effective_database_url)
+    with database.unit_of_work() as session:
         users = identity.seed_demo_users(
             session=session, settings=settings, actor=system_actor(), now=utcnow()
         )
-    data: dict[str, Any] = {"group_id": None, "users": users}
+        group_id = groups.seed_demo_group(
+            session=session,
+            database=database,
+            actor=system_actor(),
+            settings=settings,
+            members={u["email"]: Role(u["role"]) for u in users},
+        )
+    data: dict[str, Any] = {"group_id": str(group_id), "users": users}
     lines = [
         f"  {u['role']:<12} {u['email']:<36} {u['password']:<28} {u['totp_secret']}" for u in users
     ]
-    text = "Demo users (demo only: published credentials; TOTP secret to enrol):\n" + "\n".join(
-        lines
+    text = (
+        f"Demo care group {group_id}; users (demo only: published credentials; TOTP secret to "
+        "enrol):\n" + "\n".join(lines)
     )
     return Outcome(data, text)
 

@@ -84,6 +84,11 @@ def group_by_id(
     return session.scalars(statement).first()
 
 
+def group_by_name(session: Session, name: str) -> CareGroup | None:
+    statement = select(CareGroup).where(col(CareGroup.name) == name).order_by(col(CareGroup.id))
+    return session.scalars(statement).first()
+
+
 def _active_member_count(group_key: Any, now: dt.datetime) -> ScalarSelect[int]:
     """Active members of the group ``group_key`` (a group id, or a correlated group column)."""
     return (

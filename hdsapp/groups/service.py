@@ -752,3 +752,48 @@ def accept_invitation(
         invitation.accepted_by = user.id
         repository.add(session, invitation)
         return _member_public(membership, user, context.now)
+
+
+# -- demo --------------------------------------------------------------------------------------
+
+DEMO_GROUP_NAME = "CPTS de démonstration"
+DEMO_GROUP_DESCRIPTION = "Demo care group: published credentials, fictitious patients."
+
+
+def seed_demo_group(
+    *,
+    session: Session,
+    database: Database,
+    actor: Actor,
+    settings: Settings,
+    members: Mapping[str, Role],
+) -> uuid.UUID:
+    """The demo care group with ``members`` (email -> role), the first coordinator founding it.
+    Idempotent: a second run finds the group and resets the memberships."""
+    with audited(session, database, actor, _group_access("create", "C")) as scope:
+        context = policy_context(settings)
+        authorize(actor, "group.create", Resource(type=ResourceType.GROUP), context, scope)
+        group = repository.group_by_name(session, DEMO_GROUP_NAME)
+        if group is None:
+            group = CareGroup(
+                name=DEMO_GROUP_NAME, description=DEMO_GROUP_DESCRIPTION, created_by=actor.user_id
+            )
+            repository.add(session, group)
+        scope.group_id = group.id
+        scope.resource_id = str(group.id)
+        for email, role in members.items():
+            user = repository.user_by_email(session, email)
+            if user is None:
+                raise Unprocessable("No user has this email.", code="unknown-user")
+            membership = repository.membership(session, group.id, user.id, for_update=True)
+            _join(
+                session,
+                membership,
+                group_id=group.id,
+                user_id=user.id,
+                role=role.value,
+                ends_at=None,
+                added_by=actor.user_id,
+                now=context.now,
+            )
+        return group.id

@@ -155,7 +155,7 @@ def test_demo_users_can_log_in_and_demo_is_idempotent(
     first = hdsapp("demo", "--json", env=env)
     assert first.returncode == 0, first.stderr
     data = one_json(first)
-    assert data["group_id"] is None
+    assert data["group_id"]  # the demo care group (hdsapp.groups; tests/groups/test_cli.py)
     users = data["users"]
     assert {u["role"] for u in users} == {"coordinator", "clinician", "auditor"}
     assert len(users) == 5
