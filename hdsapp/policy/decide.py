@@ -220,11 +220,16 @@ def row_conditions_in_use() -> dict[ResourceType, set[str]]:
     return used
 
 
-def route_action(action: str) -> dict[str, object]:
-    """``openapi_extra`` for a route: declares its policy action (checked at start-up)."""
-    if action not in load_table().actions:
-        raise ValueError(f"unknown policy action {action!r}")
-    return {"x-hds-action": action}
+def route_action(action: str, *also: str) -> dict[str, object]:
+    """``openapi_extra`` for a route: declares its policy action (checked at start-up), and the
+    other actions its use case may also ask for (e.g. a role change within a member update)."""
+    for name in (action, *also):
+        if name not in load_table().actions:
+            raise ValueError(f"unknown policy action {name!r}")
+    declaration: dict[str, object] = {"x-hds-action": action}
+    if also:
+        declaration["x-hds-also"] = list(also)
+    return declaration
 
 
 PUBLIC_ROUTE: Mapping[str, object] = MappingProxyType({"x-hds-public": True})
