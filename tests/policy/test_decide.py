@@ -3,10 +3,13 @@ operator never on clinical data, scopes, conditions; and lists agree with single
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import itertools
 import tomllib
 import uuid
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 
@@ -22,6 +25,7 @@ from hdsapp.policy import (
     row_plan,
     table_text,
 )
+from hdsapp.policy.decide import ROW_CHECKS
 from hdsapp.policy.table import parse_table
 
 NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
@@ -122,6 +126,16 @@ def test_unknown_actions_and_wrong_resource_types_are_denied() -> None:
     assert decide(clinician, "patient.read", group, CONTEXT).reason == "wrong-resource-type"
 
 
+def _resources(kind: ResourceType, group: uuid.UUID) -> list[Resource]:
+    """The resource in every combination of its boolean facts (opposition, invitee, ...)."""
+    facts = [f.name for f in dataclasses.fields(Resource) if f.type in {"bool", bool}]
+    base = Resource(type=kind, group_id=group)
+    return [
+        dataclasses.replace(base, **dict[str, Any](zip(facts, values, strict=True)))
+        for values in itertools.product((False, True), repeat=len(facts))
+    ]
+
+
 def test_row_plans_agree_with_decide() -> None:
     for who in (
         actor(Role.CLINICIAN),
@@ -135,30 +149,17 @@ def test_row_plans_agree_with_decide() -> None:
             plan = row_plan(who, action, CONTEXT)
             kind = load_table().actions[action].resource
             for group in (GROUP, OTHER):
-                for opposed in (False, True):
-                    resource = Resource(
-                        type=kind,
-                        group_id=group,
-                        opposition_applies=opposed,
-                        addressed_to_actor=True,
-                    )
+                for resource in _resources(kind, group):
                     alternatives = plan.groups.get(group, ()) + plan.groups.get(ALL_GROUPS, ())
                     visible = any(
-                        all(_holds(c, resource) for c in conditions) for conditions in alternatives
+                        all(ROW_CHECKS[c](resource) for c in conditions)
+                        for conditions in alternatives
                     )
                     assert visible == decide(who, action, resource, CONTEXT).allowed, (
                         who,
                         action,
-                        group,
-                        opposed,
+                        resource,
                     )
-
-
-def _holds(condition: str, resource: Resource) -> bool:
-    return {
-        "no_opposition": not resource.opposition_applies,
-        "invitee": resource.addressed_to_actor,
-    }[condition]
 
 
 def test_the_table_refuses_inconsistencies() -> None:
