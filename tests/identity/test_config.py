@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from hdsapp.config import ConfigError, load_settings
+from hdsapp.config import ConfigError, Settings, load_settings
 from hdsapp.identity.oidc import OidcClient, resolve_provider
 
 PSC = {
@@ -101,20 +101,19 @@ def test_identity_settings_defaults_and_bounds(tmp_path: Path) -> None:
 
 
 def test_production_refuses_a_plain_http_issuer(tmp_path: Path) -> None:
-    (tmp_path / "secrets").mkdir()
-    for name in ("app.key", "audit-signing.key"):
-        (tmp_path / "secrets" / name).write_bytes(b"k" * 32)
     production = {
-        "HDS_DATA_DIR": str(tmp_path),
-        "HDS_ENV": "production",
-        "HDS_PUBLIC_URL": "https://care.example.org",
-        "HDS_TRUSTED_HOSTS": "care.example.org",
+        "data_dir": tmp_path,
+        "env": "production",
+        "public_url": "https://care.example.org",
+        "trusted_hosts": "care.example.org",
     }
-    load_settings(production)
+    https = Settings.model_validate({**production, "oidc_providers": json.dumps({"psc": PSC})})
+    assert not [p for p in https.production_problems() if "OIDC" in p]
     http = {**PSC, "issuer": "http://idp.example.org"}
-    with pytest.raises(ConfigError) as caught:
-        load_settings({**production, "HDS_OIDC_PROVIDERS": json.dumps({"psc": http})})
-    assert any("must be https" in p for p in caught.value.problems)
+    plain = Settings.model_validate({**production, "oidc_providers": json.dumps({"psc": http})})
+    assert "HDS_OIDC_PROVIDERS: psc: the issuer must be https://" in plain.production_problems()
+    memory = Settings.model_validate({**production, "rate_limit_url": "memory://"})
+    assert any(p.startswith("HDS_RATE_LIMIT_URL") for p in memory.production_problems())
 
 
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
