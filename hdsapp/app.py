@@ -18,6 +18,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import Scope
 
 from hdsapp.config import Settings, get_settings
+from hdsapp.core.crypto.keyring import keyring_for
 from hdsapp.core.db import Database
 from hdsapp.core.errors import (
     PROBLEM_MEDIA_TYPE,
@@ -169,6 +170,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         settings.effective_database_url, pool_size=settings.db_pool_size
     )
     app.state.celery = configure_celery(settings)
+    app.state.keyring = keyring_for(settings)
     app.state.error_renderers = []
 
     app.add_exception_handler(HdsError, _on_hds_error)

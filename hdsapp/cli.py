@@ -67,6 +67,10 @@ def initialise(settings: Settings) -> dict[str, Any]:
 
     if signing_key := create_signing_key(settings):
         created.append(str(signing_key))
+    from hdsapp.core.crypto.keyring import ensure_root_key
+
+    if root_key := ensure_root_key(settings):
+        created.append(root_key)
     migrations.upgrade(settings.effective_database_url)
     return {
         "data_dir": str(settings.data_dir.resolve()),

@@ -168,6 +168,21 @@ class Settings(BaseSettings):
     )
     auth_requests_per_minute: int = Field(default=60, ge=1)
     auth_failures_per_hour: int = Field(default=100, ge=1)
+    # Encryption at rest (hdsapp.core.crypto.keyring, hdsapp.keys; SECURITY.md).
+    key_provider: Literal["local", "pkcs11"] = "local"
+    root_key_file: Path | None = Field(
+        default=None, description="local provider's root key file; under secrets if unset"
+    )
+    pkcs11_module: str = Field(default="", description="path of the PKCS#11 module (.so)")
+    pkcs11_token_label: str = ""
+    pkcs11_key_label: str = Field(default="hdsapp-root", min_length=1, max_length=64)
+    pkcs11_pin_file: Path | None = Field(default=None, description="file holding the user PIN")
+    dek_max_seals: int = Field(default=2**28, ge=1, le=2**32)
+    key_cache_seconds: float = Field(default=60.0, gt=0, le=3600)
+    key_cache_entries: int = Field(default=1024, ge=1)
+    shred_ledger_file: Path | None = Field(
+        default=None, description="copy of the shred ledger kept outside the database"
+    )
 
     @field_validator("trusted_hosts", "forwarded_allow_ips", mode="before")
     @classmethod
@@ -210,6 +225,28 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'hdsapp.sqlite3').resolve()}"
+
+    @property
+    def root_key_path(self) -> Path:
+        return self.root_key_file or self.secrets_dir / "root-keys"
+
+    @property
+    def shred_ledger_path(self) -> Path:
+        return self.shred_ledger_file or self.secrets_dir / "shred-ledger.jsonl"
+
+    def key_problems(self) -> list[str]:
+        """What makes the key provider settings unusable (in any environment). A missing root
+        key is found by the start-up self-check (hdsapp.keys), which refuses to serve."""
+        problems = []
+        if self.key_provider == "pkcs11":
+            for name, value in (
+                ("HDS_PKCS11_MODULE", self.pkcs11_module),
+                ("HDS_PKCS11_TOKEN_LABEL", self.pkcs11_token_label),
+                ("HDS_PKCS11_PIN_FILE", self.pkcs11_pin_file),
+            ):
+                if not value:
+                    problems.append(f"{name}: required with HDS_KEY_PROVIDER=pkcs11")
+        return problems
 
     @property
     def audit_signing_key_path(self) -> Path:
@@ -292,6 +329,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             problems.append(f"{ENV_PREFIX}{field.upper()}: {error['msg']}")
     if settings is not None:
         problems.extend(settings.production_problems())
+        problems.extend(settings.key_problems())
     if problems or settings is None:
         raise ConfigError(problems)
     return settings

@@ -8,6 +8,7 @@ from sqlmodel import Session
 
 from hdsapp.config import Settings
 from hdsapp.core.actor import Actor, RequestInfo
+from hdsapp.core.crypto.keyring import Keyring
 from hdsapp.core.db import Database, utcnow
 from hdsapp.core.errors import Unauthenticated
 from hdsapp.core.http import current_request_id
@@ -33,9 +34,17 @@ def get_db_session(database: Annotated[Database, Depends(get_database)]) -> Iter
         yield session
 
 
+def get_keyring(request: Request) -> Keyring:
+    """The process's key store (hdsapp.core.crypto.keyring): pass it to the services, which
+    seal and open in the request's unit of work."""
+    keyring: Keyring = request.app.state.keyring
+    return keyring
+
+
 SessionDep = Annotated[Session, Depends(get_db_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
+KeyringDep = Annotated[Keyring, Depends(get_keyring)]
 
 
 def request_info(request: Request) -> RequestInfo:
