@@ -2,9 +2,10 @@
   // Run by tests/web/a11y.py inside the page under test.
   const problems = [];
   const visible = (el) => {
+    // checkVisibility also knows content-visibility (the body of a closed <details>).
+    if (!el.checkVisibility({ visibilityProperty: true })) return false;
     const box = el.getBoundingClientRect();
-    const style = getComputedStyle(el);
-    return box.width > 0 && box.height > 0 && style.visibility !== "hidden" && style.display !== "none";
+    return box.width > 0 && box.height > 0;
   };
   const describe = (el) => {
     const id = el.id ? `#${el.id}` : "";

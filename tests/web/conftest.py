@@ -39,6 +39,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from hdsapp.config import Settings
 from hdsapp.core.db import Database
 from tests.conftest import REPO_ROOT, require_service
 from tests.web.people import People
@@ -261,5 +262,5 @@ def shoot() -> Shoot:
 
 
 @pytest.fixture
-def people(database: Database) -> People:
-    return People(database)
+def people(database: Database, settings: Settings) -> People:
+    return People(database, settings)

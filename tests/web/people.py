@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 import pyotp
 from playwright.sync_api import Page, expect
 
-from hdsapp.core.actor import system_actor
+from hdsapp.config import Settings
+from hdsapp.core.actor import Role, system_actor
 from hdsapp.core.db import Database, utcnow
+from hdsapp.groups import service as groups
 from hdsapp.identity import service as identity
 
 PASSWORD = "Ordonnance-bleue-2026"
@@ -41,6 +43,7 @@ class Person:
 @dataclass
 class People:
     database: Database
+    settings: Settings
     _rpps: Iterator[int] = field(default_factory=lambda: iter(range(10_000_000_001, 10**11)))
 
     def add(self, email: str, display_name: str, *, profession: str = "10") -> Person:
@@ -57,6 +60,33 @@ class People:
             )
             assert created.totp_secret is not None
             return Person(created.user.id, email, display_name, PASSWORD, created.totp_secret)
+
+    def group(self, name: str, coordinator: Person) -> uuid.UUID:
+        """A care group, as the operator creates one (`hdsapp groups create`)."""
+        with self.database.unit_of_work() as session:
+            created = groups.create_group(
+                session=session,
+                database=self.database,
+                actor=system_actor(),
+                settings=self.settings,
+                name=name,
+                description=None,
+                coordinator_email=coordinator.email,
+            )
+            return created.id
+
+    def join(self, group_id: uuid.UUID, person: Person, role: str) -> None:
+        """As `hdsapp groups add-member` does."""
+        with self.database.unit_of_work() as session:
+            groups.add_member(
+                session=session,
+                database=self.database,
+                actor=system_actor(),
+                settings=self.settings,
+                group_id=group_id,
+                email=person.email,
+                role=Role(role),
+            )
 
 
 def sign_in(page: Page, person: Person, *, start: str = "/") -> None:

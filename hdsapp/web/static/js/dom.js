@@ -13,6 +13,8 @@ function apply(el, attrs) {
     } else if (name === "dataset") {
       Object.assign(el.dataset, value);
     } else if (name === "value" && "value" in el) {
+      // On an input the attribute too: it is the default a form reset goes back to.
+      if (el instanceof HTMLInputElement) el.setAttribute("value", value);
       el.value = value;
     } else if (name === "checked" || name === "selected" || name === "disabled") {
       // The attribute too: it is the default a form reset goes back to.

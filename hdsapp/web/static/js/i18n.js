@@ -3,11 +3,17 @@
 // after which the app speaks French again until the user chooses).
 
 import fr from "./i18n/fr.js";
-import en from "./i18n/en.js";
 
-export const LANGUAGES = { fr, en };
+// French is always loaded; English only when chosen (a smaller first load).
+export const LANGUAGES = { fr, en: null };
+const LOADERS = { en: () => import("./i18n/en.js") };
 const STORAGE_KEY = "hds.lang";
 const listeners = new Set();
+
+async function load(code) {
+  if (!LANGUAGES[code] && LOADERS[code]) LANGUAGES[code] = (await LOADERS[code]()).default;
+  return LANGUAGES[code];
+}
 
 function stored() {
   try {
@@ -17,7 +23,7 @@ function stored() {
   }
 }
 
-let current = LANGUAGES[stored()] ? stored() : "fr";
+let current = "fr";
 
 export function lang() {
   return current;
@@ -25,12 +31,16 @@ export function lang() {
 
 /** t("signin.title") or t("audit.count", {n: 3}); English falls back to French, then the key. */
 export function t(key, vars) {
-  const text = LANGUAGES[current][key] ?? fr[key] ?? key;
+  const text = (LANGUAGES[current] || fr)[key] ?? fr[key] ?? key;
   if (!vars) return text;
   return text.replace(/\{(\w+)\}/g, (match, name) => (name in vars ? String(vars[name]) : match));
 }
 
 /** Translate the static markup of index.html (data-i18n, data-i18n-aria-label). */
+export function has(key) {
+  return key in (LANGUAGES[current] || fr) || key in fr;
+}
+
 /** tn("inbox.members", 3): the ".one" or ".other" form for n, with {n} filled in. */
 export function tn(key, n, vars = {}) {
   const form = new Intl.PluralRules(current).select(n) === "one" ? "one" : "other";
@@ -44,8 +54,8 @@ export function translateStatic(root = document) {
   }
 }
 
-export function setLang(next, { persist = true } = {}) {
-  if (!LANGUAGES[next]) return;
+export async function setLang(next, { persist = true } = {}) {
+  if (!(next in LANGUAGES) || !(await load(next))) return;
   current = next;
   document.documentElement.lang = next;
   if (persist) {
@@ -86,4 +96,9 @@ export function formatNumber(value) {
   return new Intl.NumberFormat(current === "fr" ? "fr-FR" : "en-GB").format(value);
 }
 
-document.documentElement.lang = current;
+/** Resolves once the stored language (if any) is loaded and current. */
+export const ready = (async () => {
+  const wanted = stored();
+  if (wanted && wanted in LANGUAGES && (await load(wanted).catch(() => null))) current = wanted;
+  document.documentElement.lang = current;
+})();

@@ -2,23 +2,33 @@
 
 import { onUnauthenticated } from "./api.js";
 import { $, clear, h } from "./dom.js";
-import { onLangChange, t, translateStatic } from "./i18n.js";
+import { lang, onLangChange, ready as languageReady, t, translateStatic } from "./i18n.js";
 import { displayName, groupsWithRole, logout, refreshMe, session } from "./session.js";
 import { icon, toast } from "./ui.js";
 import * as signin from "./screens/signin.js";
-import * as inbox from "./screens/inbox.js";
-import * as settings from "./screens/settings.js";
 
 // Each route: a pattern on the fragment, the screen, whether it needs a session, the nav item.
+// The sign-in screen comes with the shell; the others load when first shown (a smaller first
+// load; the service worker has them all precached for the next time).
 const routes = [
-  { path: /^\/signin$/, screen: signin, public: true },
-  { path: /^\/inbox(?:\/([\w-]+))?$/, screen: inbox, nav: "inbox" },
-  { path: /^\/settings$/, screen: settings, nav: "settings" },
+  { path: /^\/signin$/, screen: async () => signin, public: true },
+  { path: /^\/inbox(?:\/([\w-]+))?$/, screen: () => import("./screens/inbox.js"), nav: "inbox" },
+  { path: /^\/settings$/, screen: () => import("./screens/settings.js"), nav: "settings" },
+  {
+    path: /^\/coordination\/([\w-]+)$/,
+    screen: () => import("./screens/coordinator.js"),
+    nav: "coordination",
+  },
+  { path: /^\/patients\/([\w-]+)$/, screen: () => import("./screens/patients.js"), nav: "patients" },
+  { path: /^\/audit\/([\w-]+)$/, screen: () => import("./screens/auditor.js"), nav: "audit" },
+  { path: /^\/invitations\/([^/]+)$/, screen: () => import("./screens/invitation.js"), nav: "inbox" },
 ];
 
 const main = $("#main");
 let renderToken = 0;
 let wantedAfterSignIn = null;
+let shown = null;
+let shownLang = null;
 
 function navigate(path, { replace = false } = {}) {
   const hash = `#${path}`;
@@ -47,20 +57,27 @@ function match(path) {
 
 function navItems() {
   const items = [{ id: "inbox", href: "#/inbox", label: t("nav.inbox"), icon: "inbox" }];
-  const coordinated = groupsWithRole("coordinator");
-  if (coordinated.length && routes.some((r) => r.nav === "coordination")) {
+  const first = (role) => groupsWithRole(role)[0];
+  if (first("clinician")) {
+    items.push({
+      id: "patients",
+      href: `#/patients/${first("clinician").id}`,
+      label: t("nav.patients"),
+      icon: "patient",
+    });
+  }
+  if (first("coordinator")) {
     items.push({
       id: "coordination",
-      href: `#/coordination/${coordinated[0].id}`,
+      href: `#/coordination/${first("coordinator").id}`,
       label: t("nav.coordination"),
       icon: "team",
     });
   }
-  const audited = groupsWithRole("auditor");
-  if (audited.length && routes.some((r) => r.nav === "audit")) {
+  if (first("auditor")) {
     items.push({
       id: "audit",
-      href: `#/audit/${audited[0].id}`,
+      href: `#/audit/${first("auditor").id}`,
       label: t("nav.audit"),
       icon: "shield",
     });
@@ -123,12 +140,18 @@ async function route() {
     history.replaceState(null, "", `#${path}`);
   }
   const found = match(path) || match("/inbox");
+  // Already on the sign-in form (a link was followed while signed out): keep what is typed.
+  if (found.route.public && shown === found.route && shownLang === lang()) return;
+  shown = found.route;
+  shownLang = lang();
   renderChrome(found.route.nav);
   const view = h("div", { class: "view" });
   main.setAttribute("aria-busy", "true");
   let result;
   try {
-    result = await found.route.screen.render({
+    const screen = await found.route.screen();
+    if (token !== renderToken) return;
+    result = await screen.render({
       view,
       params: found.params,
       navigate,
@@ -228,8 +251,18 @@ onUnauthenticated(() => {
 
 onLangChange(() => route());
 window.addEventListener("hashchange", () => route());
+// A link to the address already shown changes no fragment: render it all the same.
+document.addEventListener("click", (event) => {
+  const link = event.target instanceof Element && event.target.closest("a[href^='#/']");
+  if (link && link.getAttribute("href") === location.hash && !event.defaultPrevented) {
+    event.preventDefault();
+    route();
+  }
+});
 
-translateStatic();
 wireSkipLink();
 registerServiceWorker();
-boot();
+languageReady.then(() => {
+  translateStatic();
+  boot();
+});

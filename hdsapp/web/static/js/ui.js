@@ -1,7 +1,7 @@
 // Small building blocks shared by the screens: icons, toast, form fields, panels.
 
 import { $, h, uid } from "./dom.js";
-import { t } from "./i18n.js";
+import { has, t } from "./i18n.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const ICONS = {
@@ -18,6 +18,9 @@ const ICONS = {
   copy: "M9 9h10v12H9zM5 15H4V3h12v1",
   globe: "M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18zM3 12h18M12 3c2.5 2.5 3.8 5.5 3.8 9s-1.3 6.5-3.8 9c-2.5-2.5-3.8-5.5-3.8-9S9.5 5.5 12 3z",
   lock: "M6 11h12v10H6zM8.5 11V7.5a3.5 3.5 0 0 1 7 0V11",
+  patient: "M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM4 21a8 8 0 0 1 16 0M17 3v4M15 5h4",
+  search: "M11 18a7 7 0 1 0 0-14 7 7 0 0 0 0 14zM21 21l-5-5",
+  download: "M12 4v11M7 10l5 5 5-5M5 20h14",
 };
 
 export function icon(name) {
@@ -130,6 +133,7 @@ export function alertBox(message, tone = "error") {
 /** A message for an API error, in the user's language (never the server's raw detail). */
 export function errorMessage(error) {
   if (error instanceof TypeError) return t("error.offline.body");
+  if (error && error.code && has(`problem.${error.code}`)) return t(`problem.${error.code}`);
   const status = error && error.status;
   if (status === 401) return t("error.401");
   if (status === 403) return t("error.403");
@@ -142,4 +146,87 @@ export function errorMessage(error) {
 
 export function roleLabel(role) {
   return t(`role.${role}`);
+}
+
+/** A modal confirmation: resolves true when confirmed, false when cancelled (Escape too). */
+export function confirmDialog({ title, text, confirm, danger = false }) {
+  return new Promise((resolve) => {
+    const titleId = uid("dialog-title");
+    const textId = uid("dialog-text");
+    const yes = h(
+      "button",
+      { type: "button", class: ["btn", danger ? "btn-danger" : "btn-primary"] },
+      confirm,
+    );
+    const no = h("button", { type: "button", class: "btn" }, t("action.cancel"));
+    const dialog = h(
+      "dialog",
+      { class: "dialog", "aria-labelledby": titleId, "aria-describedby": textId },
+      h(
+        "div",
+        { class: "form" },
+        h("h2", { id: titleId, class: "dialog-title" }, title),
+        h("p", { id: textId }, text),
+        h("div", { class: "dialog-actions" }, no, yes),
+      ),
+    );
+    const finish = (value) => {
+      dialog.close();
+      dialog.remove();
+      resolve(value);
+    };
+    yes.addEventListener("click", () => finish(true));
+    no.addEventListener("click", () => finish(false));
+    dialog.addEventListener("cancel", (event) => {
+      event.preventDefault();
+      finish(false);
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+    no.focus();
+  });
+}
+
+/** Links to the same screen for each group, when there is more than one. */
+export function groupTabs(groups, currentId, hrefFor) {
+  // An empty fragment when there is nothing to switch to (view.append takes no null).
+  if (groups.length < 2) return document.createDocumentFragment();
+  return h(
+    "nav",
+    { class: "tabs", "aria-label": t("groups.switch") },
+    h(
+      "ul",
+      null,
+      groups.map((group) =>
+        h(
+          "li",
+          null,
+          h(
+            "a",
+            {
+              href: hrefFor(group.id),
+              class: "tab",
+              "aria-current": group.id === currentId ? "page" : null,
+            },
+            group.name || t("inbox.unnamedGroup"),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+/** Initials for an avatar ("Claire Martin" -> "CM"). */
+export function initials(name) {
+  const parts = String(name || "?")
+    .replace(/^(dr|pr)\.?\s+/i, "")
+    .split(/[\s-]+/)
+    .filter(Boolean);
+  return (parts[0]?.[0] || "?").toUpperCase() + (parts.length > 1 ? parts.at(-1)[0].toUpperCase() : "");
+}
+
+/** The label of a TRE_G15 profession code ("60" -> "Infirmier"); unknown codes as they are. */
+export function professionLabel(code) {
+  if (!code) return "";
+  return has(`profession.${code}`) ? t(`profession.${code}`) : String(code);
 }

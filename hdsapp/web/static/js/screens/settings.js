@@ -5,7 +5,17 @@ import { h } from "../dom.js";
 import { formatDateTime, lang, setLang, t } from "../i18n.js";
 import { logout, session } from "../session.js";
 import { Cancelled, withStepUp } from "../stepup.js";
-import { alertBox, badge, errorMessage, field, icon, pageHeader, section, toast } from "../ui.js";
+import {
+  alertBox,
+  badge,
+  errorMessage,
+  field,
+  icon,
+  pageHeader,
+  professionLabel,
+  section,
+  toast,
+} from "../ui.js";
 
 const SCOPES = ["read", "write", "audit"];
 const EXPIRIES = ["1h", "1d", "7d", "30d", "90d"];
@@ -26,7 +36,7 @@ function accountSection(me) {
     facts([
       [t("settings.name"), me.display_name],
       [t("settings.email"), me.email],
-      [t("settings.profession"), me.profession && (me.profession.label || me.profession.code)],
+      [t("settings.profession"), me.profession && professionLabel(me.profession.code)],
       [t("settings.rpps"), me.rpps],
       [t("settings.idnps"), me.idnps],
     ]),
