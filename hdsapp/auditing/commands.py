@@ -72,8 +72,8 @@ def cmd_checkpoint(_args: argparse.Namespace, settings: Settings) -> Outcome:
         signer = load_signer(settings)
     except SecretFileError as e:
         raise CommandError(str(e)) from None
-    with database_for(settings.effective_database_url).unit_of_work() as session:
-        result = service.sign_new_checkpoint(session=session, signer=signer)
+    database = database_for(settings.effective_database_url)
+    result = service.checkpoint_now(database=database, signer=signer)
     verb = "Signed" if result.signed else "Already signed"
     text = f"{verb}: checkpoint at size {result.checkpoint_size} ({result.entries} entries)."
     return Outcome(result.model_dump(), text)

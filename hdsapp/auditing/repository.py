@@ -25,6 +25,7 @@ from hdsapp.models.audit_checkpoint import AuditCheckpoint
 from hdsapp.models.audit_entry import AuditEntry
 from hdsapp.models.audit_head import HEAD_ID, AuditHead
 from hdsapp.models.audit_node import AuditNode
+from hdsapp.models.audit_pending import AuditPending
 
 # Large enough to amortise round trips, small enough for any driver's parameter limit.
 _IN_CHUNK = 400
@@ -158,6 +159,10 @@ def add_checkpoint(session: Session, checkpoint: AuditCheckpoint) -> bool:
 
 def count_entries(session: Session) -> int:
     return int(session.execute(sa.select(sa.func.count()).select_from(AuditEntry)).scalar_one())
+
+
+def count_pending(session: Session) -> int:
+    return int(session.execute(sa.select(sa.func.count()).select_from(AuditPending)).scalar_one())
 
 
 def count_nodes(session: Session) -> int:

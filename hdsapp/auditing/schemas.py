@@ -77,3 +77,6 @@ class LogReport(BaseModel):
     key_pinned: bool
     error: str | None = None
     first_bad_index: int | None = None
+    pending: int = Field(
+        default=0, description="entries written but not yet placed by the sequencer"
+    )

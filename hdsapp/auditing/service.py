@@ -50,7 +50,14 @@ from hdsapp.auditing.schemas import (
     LogReport,
 )
 from hdsapp.config import Settings
-from hdsapp.core.accesslog import Access, AuditScope, append_leaf, audited, canonical_json
+from hdsapp.core.accesslog import (
+    Access,
+    AuditScope,
+    append_leaf,
+    audited,
+    canonical_json,
+    sequence_all,
+)
 from hdsapp.core.actor import Actor
 from hdsapp.core.db import Database, utcnow
 from hdsapp.core.errors import BadRequest, NotFound, ServiceUnavailable
@@ -305,6 +312,14 @@ def verifier_key(*, session: Session, actor: Actor) -> str:
     return _latest(session).verifier_key
 
 
+def checkpoint_now(*, database: Database, signer: Signer) -> CheckpointResult:
+    """What the scheduled signer does: place the pending entries (sequencer mode, or left by
+    it), then sign the tree if it grew."""
+    sequence_all(database)
+    with database.unit_of_work() as session:
+        return sign_new_checkpoint(session=session, signer=signer)
+
+
 def sign_new_checkpoint(*, session: Session, signer: Signer) -> CheckpointResult:
     """Sign the current tree head if the tree grew since the last checkpoint (or if there is
     none yet, so that the verifier key is published from the start)."""
@@ -363,6 +378,7 @@ def verify_log(
         checkpoint_size=stored[-1].tree_size if stored else None,
         checkpoints=len(stored),
         key_pinned=pinned,
+        pending=repository.count_pending(session),
     )
 
 

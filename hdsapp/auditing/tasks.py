@@ -1,5 +1,6 @@
-"""The checkpoint signer: scheduled every ``HDS_AUDIT_CHECKPOINT_SECONDS`` (1 s) by beat,
-which ``hdsapp run`` embeds in its worker. Idempotent: it signs only when the tree grew."""
+"""The checkpoint signer (and, in sequencer mode, the sequencer): scheduled every
+``HDS_AUDIT_CHECKPOINT_SECONDS`` (1 s) by beat, which ``hdsapp run`` embeds in its worker.
+Idempotent: it places what is pending and signs only when the tree grew."""
 
 from __future__ import annotations
 
@@ -28,6 +29,5 @@ def checkpoint() -> int | None:
     """Sign a checkpoint of the current tree if it grew; returns the covered size."""
     settings = get_settings()
     signer = _signer(settings)
-    with database_for(settings.effective_database_url).unit_of_work() as session:
-        result = service.sign_new_checkpoint(session=session, signer=signer)
-    return result.checkpoint_size
+    database = database_for(settings.effective_database_url)
+    return service.checkpoint_now(database=database, signer=signer).checkpoint_size

@@ -35,6 +35,15 @@ already appended — the entry is written in its own transaction right after tha
 committed or rolled back, before the request's response is sent; it then returns
 ``DEFERRED`` instead of the position.
 
+Two modes (``HDS_AUDIT_MODE``). ``simple``: as above, one head lock per append, held to the
+commit, so appends are serialised by one durable commit each. ``sequencer``: ``record`` and
+``record_separately`` insert into ``audit_pending`` in the caller's (or their own)
+transaction, with no shared lock, so concurrent commits share their disk flushes; ``sequence``
+(run by the checkpoint task every second, one sequencer at a time) moves batches into the log
+at contiguous positions, one transaction per batch. The entry is durable with its request
+either way; in sequencer mode it gets its position, and is signed, within the second, and
+``record`` returns ``DEFERRED``.
+
 Routes that reach protected data declare ``openapi_extra=AUDITED_ROUTE``;
 tests/test_routes_audited.py checks that each of them appends exactly one entry per call.
 """
@@ -50,6 +59,7 @@ import logging
 import re
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -66,6 +76,7 @@ from sqlmodel import Session, col
 from audit.compact_range import CompactRange
 from audit.leaf import NONCE_SIZE, Leaf, new_nonce
 from audit.merkle import leaf_hash, node_hash
+from hdsapp.config import get_settings
 from hdsapp.core.actor import Actor
 from hdsapp.core.db import Database, utcnow
 from hdsapp.core.errors import (
@@ -78,6 +89,7 @@ from hdsapp.core.errors import (
 from hdsapp.models.audit_entry import AuditEntry
 from hdsapp.models.audit_head import HEAD_ID, AuditHead
 from hdsapp.models.audit_node import AuditNode
+from hdsapp.models.audit_pending import AuditPending
 
 log = logging.getLogger(__name__)
 
@@ -523,9 +535,113 @@ def _unix_ms(moment: dt.datetime) -> int:
     return (moment - _EPOCH) // dt.timedelta(milliseconds=1)
 
 
+# -- modes ---------------------------------------------------------------------------------
+
+Mode = Literal["simple", "sequencer"]
+_configured_mode: Mode | None = None
+
+
+def configure(mode: Mode | None) -> None:
+    """Set this process's mode (None: ``HDS_AUDIT_MODE``, read once)."""
+    global _configured_mode  # noqa: PLW0603 - one process-wide setting
+    _configured_mode = mode
+
+
+def current_mode() -> Mode:
+    global _configured_mode  # noqa: PLW0603
+    if _configured_mode is None:
+        _configured_mode = get_settings().audit_mode
+    return _configured_mode
+
+
+def enqueue(session: Session, entries: Sequence[PreparedEntry]) -> None:
+    """Sequencer mode: write prepared entries to ``audit_pending`` in the session's
+    transaction; no lock shared with other writers."""
+    session.execute(
+        sa.insert(AuditPending),
+        [
+            {
+                "recorded": e.recorded,
+                "kind": e.access.kind,
+                "action": e.access.action,
+                "outcome": int(e.access.outcome),
+                "group_id": e.access.group_id,
+                "patient_id": e.access.patient_id,
+                "actor_id": e.actor_id,
+                "event_id": e.event_id,
+                "event": e.event.decode(),
+                "nonce": e.nonce,
+                "commitment": e.commitment,
+            }
+            for e in entries
+        ],
+    )
+
+
+def _write(session: Session, entry: PreparedEntry) -> int:
+    if current_mode() == "sequencer":
+        enqueue(session, [entry])
+        return DEFERRED
+    return append(session, [entry])
+
+
+_SEQUENCER_LOCK = 0x6864_7361_7564  # "hdsaud": one sequencer at a time (PostgreSQL)
+
+
+def sequence(session: Session, *, limit: int = 2000) -> int:
+    """Move up to ``limit`` pending entries into the log at the next positions, in the
+    session's transaction; returns how many. If another sequencer holds the election lock
+    (PostgreSQL advisory lock), returns 0 at once."""
+    if session.get_bind().dialect.name == "postgresql":
+        elected = session.execute(sa.select(sa.func.pg_try_advisory_xact_lock(_SEQUENCER_LOCK)))
+        if not elected.scalar_one():
+            return 0
+    pending: sa.Table = AuditPending.__table__  # type: ignore[attr-defined]
+    rows = session.execute(
+        sa.select(pending).order_by(pending.c.id).limit(limit).with_for_update(skip_locked=True)
+    ).all()
+    if not rows:
+        return 0
+    entries = [
+        PreparedEntry(
+            access=Access(
+                kind=row.kind,
+                action=row.action,
+                outcome=Outcome(row.outcome),
+                group_id=row.group_id,
+                patient_id=row.patient_id,
+            ),
+            actor_id=row.actor_id,
+            recorded=row.recorded,
+            event_id=row.event_id,
+            event=row.event.encode(),
+            nonce=row.nonce,
+            commitment=row.commitment,
+        )
+        for row in rows
+    ]
+    append(session, entries)
+    session.execute(sa.delete(pending).where(pending.c.id.in_([row.id for row in rows])))
+    return len(rows)
+
+
+def sequence_all(database: Database, *, limit: int = 2000, budget_s: float = 5.0) -> int:
+    """Drain the pending table batch by batch (each its own transaction), for at most
+    ``budget_s`` seconds; returns how many entries were placed."""
+    placed, started = 0, time.monotonic()
+    while time.monotonic() - started < budget_s:
+        with database.unit_of_work() as session:
+            moved = sequence(session, limit=limit)
+        placed += moved
+        if moved < limit:
+            break
+    return placed
+
+
 def record(session: Session, actor: Actor, access: Access) -> int:
-    """Append ``access`` in the caller's transaction; returns its position."""
-    return append(session, [prepare(actor, access)])
+    """Append ``access`` in the caller's transaction; returns its position (``DEFERRED`` in
+    sequencer mode, where the sequencer places it within the second)."""
+    return _write(session, prepare(actor, access))
 
 
 def record_separately(database: Database, actor: Actor, access: Access) -> int:
@@ -544,7 +660,7 @@ def record_separately(database: Database, actor: Actor, access: Access) -> int:
 
 def _append_alone(database: Database, entry: PreparedEntry) -> int:
     with database.unit_of_work() as session:
-        return append(session, [entry])
+        return _write(session, entry)
 
 
 @contextmanager
@@ -648,4 +764,5 @@ __all__ = [
     "build_event",
     "record",
     "record_separately",
+    "sequence",
 ]

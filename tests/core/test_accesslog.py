@@ -19,7 +19,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.auditevent import AuditEvent
 from sqlalchemy import text
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from audit.compact_range import CompactRange
 from audit.leaf import leaf_for_event
@@ -33,8 +33,10 @@ from hdsapp.core.accesslog import (
     audited,
     build_event,
     canonical_json,
+    configure,
     record,
     record_separately,
+    sequence_all,
 )
 from hdsapp.core.actor import Actor, RequestInfo, Role, Scope, anonymous, system_actor
 from hdsapp.core.db import Database, utcnow
@@ -43,6 +45,7 @@ from hdsapp.dependencies import ActorDep, DatabaseDep, SessionDep, get_actor
 from hdsapp.models.audit_entry import AuditEntry
 from hdsapp.models.audit_head import AuditHead
 from hdsapp.models.audit_node import AuditNode
+from hdsapp.models.audit_pending import AuditPending
 from tests.conftest import REPO_ROOT
 
 GROUP = uuid.UUID("00000000-0000-4000-8000-00000000000a")
@@ -465,6 +468,100 @@ def test_four_processes_append_without_gaps(database: Database, database_url: st
         for w in range(4)
     ]
     assert [w.wait(timeout=240) for w in writers] == [0, 0, 0, 0]
+    rows = entries(database)
+    assert len(rows) == 4 * (count // 2) * 3
+    assert_tree_consistent(database)
+    ids = [json.loads(e.event)["id"] for e in rows]
+    assert len(set(ids)) == len(ids)
+
+
+# -- sequencer mode ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sequencer_mode() -> Iterator[None]:
+    configure("sequencer")
+    yield
+    configure(None)
+
+
+def pending_count(database: Database) -> int:
+    with database.session() as session:
+        return int(session.execute(select(func.count()).select_from(AuditPending)).scalar_one())
+
+
+@pytest.mark.usefixtures("sequencer_mode")
+def test_the_sequencer_places_pending_entries(database: Database) -> None:
+    with database.unit_of_work() as session:
+        assert record(session, clinician(), read_access()) == DEFERRED
+        assert record(session, clinician(), read_access(kind="update", action="U")) == DEFERRED
+
+    def refused_use_case() -> None:
+        with database.unit_of_work() as session:
+            record(session, clinician(), read_access())  # rolled back with the request
+            record_separately(database, clinician(), read_access(outcome=Outcome.DENIED))
+            raise Forbidden()
+
+    with pytest.raises(Forbidden):
+        refused_use_case()
+    assert pending_count(database) == 3
+    assert entries(database) == []
+    assert sequence_all(database, limit=2) == 3
+    assert pending_count(database) == 0
+    assert [(e.position, e.kind, e.outcome) for e in entries(database)] == [
+        (0, "read", 0), (1, "update", 0), (2, "read", 4),
+    ]  # fmt: skip
+    assert_tree_consistent(database)
+    with (
+        database.unit_of_work() as session,
+        audited(session, database, clinician(), read_access()) as scope,
+    ):
+        scope.resource_id = "99"
+    assert sequence_all(database) == 1
+    assert json.loads(entries(database)[3].event)["entity"][1]["what"]["reference"].endswith("/99")
+    assert_tree_consistent(database)
+
+
+SEQUENCER = textwrap.dedent(
+    """
+    import sys, time
+    from hdsapp.core.accesslog import sequence_all
+    from hdsapp.core.db import Database
+
+    database = Database(sys.argv[1])
+    deadline = time.monotonic() + float(sys.argv[2])
+    while time.monotonic() < deadline:
+        sequence_all(database, limit=7)
+        time.sleep(0.01)
+    database.dispose()
+    """
+)
+
+
+@pytest.mark.slow
+def test_four_writers_and_two_sequencers_without_gaps(
+    database: Database, database_url: str
+) -> None:
+    count = 30
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HDS_AUDIT_MODE": "sequencer"}
+    sequencers = [
+        subprocess.Popen(
+            [sys.executable, "-c", SEQUENCER, database_url, "20"], cwd=REPO_ROOT, env=env
+        )
+        for _ in range(2)
+    ]
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, database_url, str(count), str(w)],
+            cwd=REPO_ROOT,
+            env=env,
+        )
+        for w in range(4)
+    ]
+    assert [w.wait(timeout=240) for w in writers] == [0, 0, 0, 0]
+    assert [s.wait(timeout=240) for s in sequencers] == [0, 0]
+    sequence_all(database)
+    assert pending_count(database) == 0
     rows = entries(database)
     assert len(rows) == 4 * (count // 2) * 3
     assert_tree_consistent(database)
