@@ -61,6 +61,7 @@ def configure_celery(settings: Settings) -> Celery:
                 "schedule": settings.audit_checkpoint_seconds,
                 "options": {"expires": max(5.0, 5 * settings.audit_checkpoint_seconds)},
             },
+            "identity-purge": {"task": "hdsapp.identity.purge", "schedule": 3600.0},
         },
     )
     celery_app.set_default()

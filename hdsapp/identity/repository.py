@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -21,6 +21,7 @@ from hdsapp.models.login_throttle import LoginThrottle
 from hdsapp.models.oidc_identity import OidcIdentity
 from hdsapp.models.oidc_login_state import OidcLoginState
 from hdsapp.models.personal_access_token import PersonalAccessToken
+from hdsapp.models.rate_limit_counter import RateLimitCounter
 from hdsapp.models.recovery_code import RecoveryCode
 from hdsapp.models.user import User
 
@@ -308,3 +309,29 @@ def clear_throttle(session: Session, key_hash: str) -> None:
     if row is not None:
         session.delete(row)
         session.flush()
+
+
+# -- housekeeping ----------------------------------------------------------------------------
+
+
+def purge(session: Session, *, now: dt.datetime, keep: dt.timedelta) -> dict[str, int]:
+    """Delete what no longer serves: pending OpenID logins past their expiry, rate-limit
+    counters past their window, throttles idle for a day, and sessions ended more than
+    ``keep`` ago (the audit log keeps the logins and logouts)."""
+    statements = {
+        "oidc_login_state": delete(OidcLoginState).where(col(OidcLoginState.expires_at) < now),
+        "rate_limit_counter": delete(RateLimitCounter).where(
+            col(RateLimitCounter.expires_at) < now
+        ),
+        "login_throttle": delete(LoginThrottle).where(
+            col(LoginThrottle.next_allowed_at) < now - dt.timedelta(days=1),
+            col(LoginThrottle.last_failure_at) < now - dt.timedelta(days=1),
+        ),
+        "auth_session": delete(AuthSession).where(
+            or_(
+                col(AuthSession.expires_at) < now - keep,
+                col(AuthSession.revoked_at) < now - keep,
+            )
+        ),
+    }
+    return {name: _rowcount(session.execute(s)) for name, s in statements.items()}

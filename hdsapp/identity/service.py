@@ -1204,3 +1204,13 @@ def seed_demo_users(
             }
         )
     return seeded
+
+
+# -- housekeeping ----------------------------------------------------------------------------
+
+ENDED_SESSIONS_KEPT = dt.timedelta(days=30)
+
+
+def purge_expired(*, session: Session, now: dt.datetime) -> dict[str, int]:
+    """Rows deleted per table (see repository.purge); run hourly by hdsapp.identity.purge."""
+    return repository.purge(session, now=now, keep=ENDED_SESSIONS_KEPT)
