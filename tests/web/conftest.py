@@ -254,7 +254,9 @@ def shoot() -> Shoot:
             page.set_viewport_size(size)
             page.evaluate("window.scrollTo(0, 0)")
             page.wait_for_timeout(50)
-            page.screenshot(path=str(folder / f"{name}-{label}.png"), full_page=True)
+            # What the user sees on that screen (a full-page capture would draw the fixed
+            # navigation in the middle of the page).
+            page.screenshot(path=str(folder / f"{name}-{label}.png"))
         if before:
             page.set_viewport_size(before)
 

@@ -13,7 +13,6 @@ from types import MappingProxyType
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from playwright.sync_api import Page, expect
 from sqlalchemy import text
 
@@ -26,7 +25,6 @@ from hdsapp.core.db import Database, utcnow
 from hdsapp.identity import repository as identity_repository
 from hdsapp.identity import service as identity
 from tests.conftest import REPO_ROOT
-from tests.patients.fake_keyring import FakeKeyring
 from tests.web.a11y import assert_accessible
 from tests.web.conftest import ARTIFACTS, Guard, LiveServer, Shoot
 from tests.web.people import People, Person, sign_in
@@ -34,14 +32,6 @@ from tests.web.people import People, Person, sign_in
 pytestmark = pytest.mark.browser
 
 GROUP_NAME = "MSP des Tilleuls"
-
-
-@pytest.fixture
-def keyring(app: FastAPI) -> None:
-    # The key store (hdsapp.core.crypto.keyring) is not wired into the app yet; the patients
-    # suite's in-memory stand-in takes its place, as in tests/patients.
-    if getattr(app.state, "keyring", None) is None:
-        app.state.keyring = FakeKeyring()
 
 
 class Cast:
@@ -57,7 +47,7 @@ class Cast:
 
 
 @pytest.fixture
-def cast(people: People, keyring: None) -> Cast:
+def cast(people: People) -> Cast:
     return Cast(people)
 
 
@@ -233,7 +223,8 @@ def test_auditor_finds_the_clinicians_accesses_and_checks_integrity(
     assert_accessible(page)
     page.get_by_role("button", name="Effacer").click()
     page.get_by_role("button", name="Rechercher").click()
-    expect(page.locator("#audit-table tbody tr").first).to_be_visible()
+    expect(page.locator("#audit-table tr.row-btg")).to_have_count(1)
+    expect(page.locator(".chart-box")).not_to_have_attribute("aria-busy", "true")
     shoot(page, "audit")
 
     # The export downloads, and verifies offline with the audit package and the shown key.

@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
+from audit.checkpoint import Checkpoint, sign_checkpoint
+from audit.note import Signer
 from hdsapp.web.shell import current_shell
 from tests.web.a11y import assert_accessible
 from tests.web.conftest import Guard, Shoot
@@ -271,3 +273,34 @@ def test_first_load_is_small(page: Page, guard: Guard) -> None:
     assert sum(code.values()) < 100_000, code
     assert not [url for url in code if "/screens/" in url and not url.endswith("signin.js")]
     assert not [url for url in code if url.endswith("/en.js")]
+
+
+def _checkpoint_and_key(*, plus_in_key: bool) -> tuple[str, str]:
+    """A checkpoint signed by a fresh key; with ``plus_in_key``, one whose base64 holds '+'."""
+    for _ in range(500):
+        signer = Signer.generate("example.org/hdsapp-audit")
+        vkey = str(signer.verifier)
+        if ("+" in vkey.split("+", 2)[2]) == plus_in_key:
+            checkpoint = Checkpoint("example.org/hdsapp-audit", 7, bytes(range(32)))
+            return sign_checkpoint(checkpoint, [signer]), vkey
+    raise AssertionError("no such key")
+
+
+VERIFY_JS = """
+async ([note, vkey]) => {
+  const { verifyCheckpoint } = await import("/static/js/integrity.js");
+  const result = await verifyCheckpoint(note, vkey);
+  return [result.state, result.size];
+}
+"""
+
+
+@pytest.mark.parametrize("plus_in_key", [False, True])
+def test_checkpoint_signature_is_verified_in_the_page(page: Page, plus_in_key: bool) -> None:
+    open_signin(page)
+    note, vkey = _checkpoint_and_key(plus_in_key=plus_in_key)
+    assert page.evaluate(VERIFY_JS, [note, vkey]) == ["verified", 7]
+    tampered = note.replace("\n7\n", "\n8\n", 1)
+    assert page.evaluate(VERIFY_JS, [tampered, vkey]) == ["invalid", 8]
+    _, other_key = _checkpoint_and_key(plus_in_key=False)
+    assert page.evaluate(VERIFY_JS, [note, other_key])[0] == "invalid"

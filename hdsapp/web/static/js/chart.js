@@ -5,7 +5,6 @@
 import { h, s, uid } from "./dom.js";
 import { formatNumber, lang, t } from "./i18n.js";
 
-const WIDTH = 640;
 const HEIGHT = 220;
 const PAD = { top: 12, right: 8, bottom: 28, left: 36 };
 export const SERIES = ["allowed", "denied", "breakGlass"];
@@ -47,11 +46,12 @@ export function perDay(entries, since, until) {
   return [...days.values()];
 }
 
-function niceMax(value) {
-  if (value <= 4) return 4;
-  const magnitude = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 2.5, 5, 10]) {
-    if (step * magnitude >= value) return step * magnitude;
+/** A step of 1, 2 or 5 x 10^k so that 4 steps cover value: whole numbers on the axis. */
+function niceStep(value) {
+  const rough = Math.max(1, Math.ceil(value / 4));
+  const magnitude = 10 ** Math.floor(Math.log10(rough));
+  for (const factor of [1, 2, 5, 10]) {
+    if (factor * magnitude >= rough) return factor * magnitude;
   }
   return 10 * magnitude;
 }
@@ -64,10 +64,13 @@ function shortDay(date) {
 }
 
 export function accessChart(days) {
+  // Narrower drawing on a phone, so its text stays readable once scaled to the screen.
+  const WIDTH = window.innerWidth < 600 ? 360 : 640;
   const titleId = uid("chart-title");
   const descId = uid("chart-desc");
   const totals = days.map((d) => d.allowed + d.denied + d.breakGlass);
-  const max = niceMax(Math.max(0, ...totals));
+  const step = niceStep(Math.max(0, ...totals));
+  const max = step * 4;
   const plotW = WIDTH - PAD.left - PAD.right;
   const plotH = HEIGHT - PAD.top - PAD.bottom;
   const slot = plotW / Math.max(days.length, 1);
@@ -77,13 +80,13 @@ export function accessChart(days) {
 
   const grid = [];
   for (let i = 0; i <= 4; i += 1) {
-    const value = (max / 4) * i;
+    const value = step * i;
     grid.push(
       s("line", { class: "chart-grid", x1: PAD.left, x2: WIDTH - PAD.right, y1: y(value), y2: y(value) }),
       s("text", { class: "chart-axis", x: PAD.left - 6, y: y(value) + 4, "text-anchor": "end" }, formatNumber(value)),
     );
   }
-  const labelEvery = Math.ceil(days.length / 8);
+  const labelEvery = Math.ceil(days.length / (WIDTH < 600 ? 4 : 8));
   const bars = days.map((d, i) => {
     const x = PAD.left + i * slot + (slot - bar) / 2;
     let base = 0;

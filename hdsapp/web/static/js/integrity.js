@@ -22,7 +22,9 @@ function hex(bytes) {
 }
 
 export function parseVerifierKey(vkey) {
-  const [name, keyIdHex, keyB64] = vkey.trim().split("+");
+  // name+hexid+base64: the base64 key may itself hold "+", so split at the first two only.
+  const [name, keyIdHex, ...rest] = vkey.trim().split("+");
+  const keyB64 = rest.join("+");
   const raw = fromBase64(keyB64 || "");
   if (!name || !/^[0-9a-f]{8}$/.test(keyIdHex || "") || raw.length !== 33 || raw[0] !== 1) {
     throw new Error("not an Ed25519 verifier key");
@@ -73,7 +75,13 @@ export async function checkIntegrity() {
   const note = await response.text();
   const signedAt =
     response.headers.get("x-checkpoint-signed-at") || response.headers.get("last-modified");
-  const key = parseVerifierKey(String(vkey));
+  const result = await verifyCheckpoint(note, String(vkey));
+  return { ...result, signedAt: signedAt ? new Date(signedAt) : null };
+}
+
+/** Check a signed checkpoint note against a verifier key (both as the API serves them). */
+export async function verifyCheckpoint(note, vkey) {
+  const key = parseVerifierKey(vkey);
   const checkpoint = parseNote(note);
   const result = {
     state: "invalid",
@@ -82,8 +90,7 @@ export async function checkIntegrity() {
     rootHash: checkpoint.rootHash,
     keyName: key.name,
     keyId: key.keyId,
-    verifierKey: String(vkey).trim(),
-    signedAt: signedAt ? new Date(signedAt) : null,
+    verifierKey: vkey.trim(),
   };
   if ((await keyIdOf(key.name, key.raw)) !== key.keyId) return result;
   const signature = checkpoint.signatures.find((s) => s.name === key.name && s.keyId === key.keyId);

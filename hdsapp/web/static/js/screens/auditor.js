@@ -331,6 +331,15 @@ export async function render({ view, params, isCurrent }) {
   }
 
   async function loadChart() {
+    chartBox.setAttribute("aria-busy", "true");
+    try {
+      await drawChart();
+    } finally {
+      chartBox.removeAttribute("aria-busy");
+    }
+  }
+
+  async function drawChart() {
     const query = currentQuery();
     const entries = [];
     let cursor = null;
@@ -345,10 +354,10 @@ export async function render({ view, params, isCurrent }) {
     if (!isCurrent()) return;
     const from = query.since ? new Date(query.since) : new Date(Math.min(...entries.map((e) => Date.parse(e.recorded)), Date.now()));
     const to = query.until ? new Date(query.until) : new Date();
-    chartBox.replaceChildren(
-      accessChart(perDay(entries, from, to)),
-      capped ? h("p", { class: "muted" }, t("audit.chart.capped", { n: formatNumber(entries.length) })) : null,
-    );
+    chartBox.replaceChildren(accessChart(perDay(entries, from, to)));
+    if (capped) {
+      chartBox.append(h("p", { class: "muted" }, t("audit.chart.capped", { n: formatNumber(entries.length) })));
+    }
   }
 
   async function search() {
@@ -413,13 +422,13 @@ export async function render({ view, params, isCurrent }) {
       { class: "grid grid-audit" },
       h(
         "section",
-        { class: "card", "aria-labelledby": "integrity-title" },
+        { class: "card card-wide", "aria-labelledby": "integrity-title" },
         h("h2", { class: "card-title", id: "integrity-title" }, t("audit.integrity")),
         integrityBox,
       ),
       h(
         "section",
-        { class: "card", "aria-labelledby": "audit-query-title" },
+        { class: "card card-wide", "aria-labelledby": "audit-query-title" },
         h("h2", { class: "card-title", id: "audit-query-title" }, t("audit.query")),
         form,
         formStatus,
