@@ -112,10 +112,12 @@ def cmd_check(_args: argparse.Namespace, settings: Settings) -> Outcome:
 
 
 def cmd_demo(_args: argparse.Namespace, settings: Settings) -> Outcome:
-    from hdsapp.core.actor import Role, system_actor
+    from hdsapp.core.actor import ALL_SCOPES, SYSTEM_REQUEST, Actor, Role, system_actor
+    from hdsapp.core.crypto.keyring import keyring_for
     from hdsapp.core.db import database_for, utcnow
     from hdsapp.groups import service as groups
     from hdsapp.identity import service as identity
+    from hdsapp.patients import service as patients
 
     if settings.env == "production":
         raise CommandError("demo accounts have published credentials: refused in production")
@@ -125,12 +127,34 @@ def cmd_demo(_args: argparse.Namespace, settings: Settings) -> Outcome:
         users = identity.seed_demo_users(
             session=session, settings=settings, actor=system_actor(), now=utcnow()
         )
+        keyring = keyring_for(settings)
         group_id = groups.seed_demo_group(
             session=session,
             database=database,
             actor=system_actor(),
             settings=settings,
+            keyring=keyring,
             members={u["email"]: Role(u["role"]) for u in users},
+        )
+        # The demo doctor registers the demo patients (as the audit log records it).
+        doctor = identity.user_by_email(
+            session, next(d.email for d in identity.DEMO_USERS if d.key == "doctor")
+        )
+        patients.seed_demo_patients(
+            session=session,
+            database=database,
+            settings=settings,
+            keyring=keyring,
+            group_id=group_id,
+            clinician=Actor(
+                kind="user",
+                request=SYSTEM_REQUEST,
+                user_id=doctor.id,
+                rpps=doctor.rpps,
+                profession=doctor.profession,
+                memberships={group_id: Role.CLINICIAN},
+                scopes=ALL_SCOPES,
+            ),
         )
     data: dict[str, Any] = {"group_id": str(group_id), "users": users}
     lines = [

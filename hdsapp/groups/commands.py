@@ -41,6 +41,7 @@ def _uuid(value: str) -> uuid.UUID:
 
 def cmd_create(args: argparse.Namespace, settings: Settings) -> Outcome:
     from hdsapp.core.actor import system_actor
+    from hdsapp.core.crypto.keyring import keyring_for
     from hdsapp.core.db import database_for
     from hdsapp.core.errors import HdsError
     from hdsapp.groups import service
@@ -56,6 +57,7 @@ def cmd_create(args: argparse.Namespace, settings: Settings) -> Outcome:
                 database=database,
                 actor=system_actor(),
                 settings=settings,
+                keyring=keyring_for(settings),
                 name=name,
                 description=args.description,
                 coordinator_email=args.coordinator,

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Response
 
 from hdsapp.core.accesslog import AUDITED_ROUTE
-from hdsapp.dependencies import ActorDep, DatabaseDep, SessionDep, SettingsDep
+from hdsapp.dependencies import ActorDep, DatabaseDep, KeyringDep, SessionDep, SettingsDep
 from hdsapp.groups import service
 from hdsapp.groups.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from hdsapp.groups.schemas import (
@@ -70,12 +70,14 @@ def create_group(
     database: DatabaseDep,
     actor: ActorDep,
     settings: SettingsDep,
+    keyring: KeyringDep,
 ) -> GroupPublic:
     return service.create_group(
         session=session,
         database=database,
         actor=actor,
         settings=settings,
+        keyring=keyring,
         name=body.name,
         description=body.description,
         coordinator_email=body.coordinator,

@@ -20,6 +20,7 @@ from sqlmodel import Session, col
 from hdsapp.config import Settings
 from hdsapp.core.accesslog import Access, AuditScope, audited
 from hdsapp.core.actor import Actor, Role
+from hdsapp.core.crypto.keyring import Keyring
 from hdsapp.core.db import Database, utcnow
 from hdsapp.core.errors import (
     Conflict,
@@ -160,6 +161,7 @@ def create_group(
     database: Database,
     actor: Actor,
     settings: Settings,
+    keyring: Keyring,
     name: str,
     description: str | None,
     coordinator_email: str,
@@ -176,6 +178,8 @@ def create_group(
             )
         group = CareGroup(name=name, description=description, created_by=actor.user_id)
         repository.add(session, group)
+        # The group's KEK, its own data key (patient identities) and its blind-index key.
+        keyring.create_group_keys(session, group_id=group.id)
         repository.add(
             session,
             Membership(
@@ -766,6 +770,7 @@ def seed_demo_group(
     database: Database,
     actor: Actor,
     settings: Settings,
+    keyring: Keyring,
     members: Mapping[str, Role],
 ) -> uuid.UUID:
     """The demo care group with ``members`` (email -> role), the first coordinator founding it.
@@ -779,6 +784,7 @@ def seed_demo_group(
                 name=DEMO_GROUP_NAME, description=DEMO_GROUP_DESCRIPTION, created_by=actor.user_id
             )
             repository.add(session, group)
+            keyring.create_group_keys(session, group_id=group.id)
         scope.group_id = group.id
         scope.resource_id = str(group.id)
         for email, role in members.items():

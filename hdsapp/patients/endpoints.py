@@ -10,10 +10,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Query
 
-from hdsapp.core.errors import ServiceUnavailable
-from hdsapp.dependencies import ActorDep, DatabaseDep, SessionDep, SettingsDep
+from hdsapp.dependencies import ActorDep, DatabaseDep, KeyringDep, SessionDep, SettingsDep
 from hdsapp.groups.endpoints import declares
 from hdsapp.groups.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from hdsapp.patients import service
@@ -53,16 +52,6 @@ FHIR_PATIENT_EXAMPLE = {
     "gender": "female",
     "birthDate": "1979-03-15",
 }
-
-
-def get_keyring(request: Request) -> service.Keyring:
-    keyring: service.Keyring | None = getattr(request.app.state, "keyring", None)
-    if keyring is None:
-        raise ServiceUnavailable("The key store is not available.", code="keyring-unavailable")
-    return keyring
-
-
-KeyringDep = Annotated[service.Keyring, Depends(get_keyring)]
 
 
 @router.post(

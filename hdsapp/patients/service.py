@@ -38,7 +38,17 @@ from hdsapp.models.patient import Patient
 from hdsapp.patients import repository
 from hdsapp.patients.consent import consent_resource
 from hdsapp.patients.fhir_json import FhirInvalid, Issue, parse
-from hdsapp.patients.ins import INS_SYSTEMS, Identity, IdentityInvalid, identity_of
+from hdsapp.patients.ins import (
+    IDENTITY_RELIABILITY_URL,
+    IDENTITY_STATUS_SYSTEM,
+    INS_NIR_TEST,
+    INS_SYSTEMS,
+    QUALIFIED,
+    Identity,
+    IdentityInvalid,
+    identity_of,
+    with_ins_key,
+)
 from hdsapp.patients.schemas import (
     OppositionCreate,
     OppositionList,
@@ -586,3 +596,64 @@ def lift_opposition(
         repository.add(session, opposition)
         named = repository.professionals_of(session, [opposition.id])
         return _opposition_public(opposition, named[opposition.id])
+
+
+# -- demo --------------------------------------------------------------------------------------
+
+# Fictitious patients with test INS (urn:oid:1.2.250.1.213.1.4.10), qualified identities.
+DEMO_PATIENTS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("Martin", "Julie", "female", "1979-03-15", "2790375112001"),
+    ("Bernard", "Louis", "male", "1948-11-02", "1481133063002"),
+    ("Petit", "Camille", "female", "2016-06-21", "2160669123003"),
+)
+
+
+def seed_demo_patients(
+    *,
+    session: Session,
+    database: Database,
+    settings: Settings,
+    keyring: Keyring,
+    group_id: uuid.UUID,
+    clinician: Actor,
+) -> list[uuid.UUID]:
+    """The demo group's patients, registered by ``clinician`` (a demo clinician of the group,
+    as the audit log records it). Idempotent: a patient whose INS is there is left alone."""
+    ids = []
+    for family, given, gender, birth_date, first13 in DEMO_PATIENTS:
+        ins = with_ins_key(first13)
+        existing = repository.patient_id_by_ins(
+            session, group_id, ins_index(keyring, session, group_id, INS_NIR_TEST, ins)
+        )
+        if existing is not None:
+            ids.append(existing)
+            continue
+        resource = {
+            "resourceType": "Patient",
+            "extension": [
+                {
+                    "url": IDENTITY_RELIABILITY_URL,
+                    "extension": [
+                        {
+                            "url": "identityStatus",
+                            "valueCoding": {"system": IDENTITY_STATUS_SYSTEM, "code": QUALIFIED},
+                        }
+                    ],
+                }
+            ],
+            "identifier": [{"use": "official", "system": INS_NIR_TEST, "value": ins}],
+            "name": [{"use": "official", "family": family, "given": [given]}],
+            "gender": gender,
+            "birthDate": birth_date,
+        }
+        created = register_patient(
+            session=session,
+            database=database,
+            actor=clinician,
+            settings=settings,
+            keyring=keyring,
+            group_id=group_id,
+            resource=resource,
+        )
+        ids.append(created.id)
+    return ids

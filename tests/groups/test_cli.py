@@ -4,11 +4,11 @@ subprocesses with --json."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from hdsapp.config import Settings
 from hdsapp.core.db import Database
 from tests.identity.conftest import rows
 from tests.identity.test_cli import hdsapp, login, one_json
@@ -17,8 +17,9 @@ PASSWORD = "a long enough passphrase"
 
 
 @pytest.fixture
-def env(tmp_path: Path, database_url: str) -> dict[str, str]:
-    return {"HDS_DATA_DIR": str(tmp_path / "var"), "HDS_DATABASE_URL": database_url}
+def env(settings: Settings, database_url: str) -> dict[str, str]:
+    # The same data directory as the test's application: the same root key.
+    return {"HDS_DATA_DIR": str(settings.data_dir), "HDS_DATABASE_URL": database_url}
 
 
 def _user(env: dict[str, str], email: str) -> str:
@@ -112,4 +113,13 @@ def test_the_demo_group_has_the_demo_users_with_their_roles(
     assert response.status_code == 200, response.text
     members = client.get(f"/api/v1/groups/{group_id}/members").json()["items"]
     assert {m["email"]: m["role"] for m in members} == roles
+    # The coordinator sees no patient; the demo doctor sees the three demo patients.
+    assert client.get(f"/api/v1/groups/{group_id}/patients").status_code == 403
+    doctor = next(u for u in data["users"] if u["email"].startswith("doctor@"))
+    assert login(client, doctor["email"], doctor["password"], doctor["totp_secret"]).is_success
+    found = client.get(f"/api/v1/groups/{group_id}/patients").json()
+    assert found["total"] == 3
+    systems = {i["system"] for p in found["items"] for i in p["resource"]["identifier"]}
+    assert systems == {"urn:oid:1.2.250.1.213.1.4.10"}
     assert one_json(hdsapp("demo", "--json", env=env))["group_id"] == group_id
+    assert client.get(f"/api/v1/groups/{group_id}/patients").json()["total"] == 3

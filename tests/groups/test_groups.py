@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import update
+from sqlmodel import col
+
 from hdsapp.core.actor import Role
+from hdsapp.models.invitation import Invitation
 from tests.groups.world import World, future, past
 
 
@@ -135,3 +139,95 @@ def test_role_change_needs_a_recent_authentication(world: World) -> None:
     refused = world.call("PATCH", url, tokens["coord"], json={"role": "coordinator"})
     assert refused.status_code == 403
     assert refused.json()["type"].endswith("step-up-required")
+
+
+def test_lists_are_paged(world: World) -> None:
+    coordinator = world.user("many@example.org")
+    groups = sorted(str(world.group(f"Group {n}", coordinator)) for n in range(3))
+    token = world.token(coordinator)
+    first = world.call("GET", "/api/v1/groups", token, params={"limit": 2}).json()
+    assert len(first["items"]) == 2
+    assert first["next_cursor"]
+    second = world.call(
+        "GET", "/api/v1/groups", token, params={"limit": 2, "cursor": first["next_cursor"]}
+    ).json()
+    assert second["next_cursor"] is None
+    seen = [g["id"] for g in first["items"] + second["items"]]
+    assert sorted(seen) == groups
+    assert [g["name"] for g in first["items"] + second["items"]] == [
+        "Group 0",
+        "Group 1",
+        "Group 2",
+    ]
+    bad = world.call("GET", "/api/v1/groups", token, params={"cursor": "not-a-cursor"})
+    assert bad.status_code == 400
+    assert world.call("GET", "/api/v1/groups", token, params={"limit": 101}).status_code == 422
+
+
+def test_invitations_expire_are_single_use_and_can_be_revoked(world: World) -> None:
+    gid, _users, tokens = _setup(world)
+    url = f"/api/v1/groups/{gid}"
+    newcomer = world.user("late@example.org")
+    newcomer_token = world.token(newcomer)
+
+    def invite(email: str) -> dict[str, str]:
+        response = world.call(
+            "POST", f"{url}/members", tokens["coord"], json={"email": email, "role": "clinician"}
+        )
+        assert response.status_code == 201, response.text
+        body: dict[str, str] = response.json()
+        return body
+
+    first = invite("late@example.org")
+    duplicate = world.call(
+        "POST",
+        f"{url}/members",
+        tokens["coord"],
+        json={"email": "late@example.org", "role": "auditor"},
+    )
+    assert duplicate.status_code == 409
+    assert duplicate.json()["invitation_id"] == first["id"]
+    revoked = world.call("DELETE", f"{url}/invitations/{first['id']}", tokens["coord"])
+    assert revoked.status_code == 204
+    gone = world.call("POST", first["accept_path"], newcomer_token)
+    assert (gone.status_code, gone.json()["type"]) == (410, "urn:hdsapp:problem:invitation-revoked")
+    second = invite("late@example.org")
+    with world.database.unit_of_work() as session:
+        session.execute(
+            update(Invitation)
+            .where(col(Invitation.id) == uuid.UUID(second["id"]))
+            .values(expires_at=past())
+        )
+    expired = world.call("POST", second["accept_path"], newcomer_token)
+    assert (expired.status_code, expired.json()["type"]) == (
+        410,
+        "urn:hdsapp:problem:invitation-expired",
+    )
+    listed = world.call("GET", f"{url}/invitations", tokens["coord"], params={"status": "all"})
+    assert {i["status"] for i in listed.json()["items"]} == {"revoked", "expired"}
+    unknown = world.call("POST", "/api/v1/invitations/hds_inv_nothing/accept", newcomer_token)
+    assert unknown.status_code == 404
+
+
+def test_external_members_have_an_end_date(world: World) -> None:
+    gid, users, tokens = _setup(world)
+    member = f"/api/v1/groups/{gid}/members/{users['doc']}"
+    missing = world.call("PATCH", member, tokens["coord"], json={"external": True})
+    assert missing.status_code == 422
+    ends = future(10).isoformat()
+    made = world.call("PATCH", member, tokens["coord"], json={"external": True, "ends_at": ends})
+    assert made.status_code == 200, made.text
+    assert made.json()["external"] is True
+    assert made.json()["expired"] is False
+    naive = world.call("PATCH", member, tokens["coord"], json={"ends_at": "2030-01-01T00:00:00"})
+    assert naive.status_code == 422
+    back = world.call("PATCH", member, tokens["coord"], json={"external": False})
+    assert back.json()["ends_at"] is None
+    external = world.call(
+        "POST",
+        f"/api/v1/groups/{gid}/members",
+        tokens["coord"],
+        json={"rpps": "12345678901", "role": "clinician", "external": True, "ends_at": ends},
+    )
+    assert external.status_code == 201, external.text
+    assert external.json()["rpps"] == "12345678901"

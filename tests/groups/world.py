@@ -18,6 +18,7 @@ from sqlmodel import col
 
 from hdsapp.config import Settings
 from hdsapp.core.actor import Role, system_actor
+from hdsapp.core.crypto.keyring import Keyring
 from hdsapp.core.db import Database, utcnow
 from hdsapp.groups import service as groups
 from hdsapp.identity import repository as identity_repository
@@ -33,6 +34,7 @@ class World:
     database: Database
     settings: Settings
     client: TestClient
+    keyring: Keyring
     emails: dict[uuid.UUID, str] = field(default_factory=dict)
     totp_secrets: dict[uuid.UUID, str] = field(default_factory=dict)
     _rpps: Iterator[int] = field(default_factory=lambda: iter(range(10_000_000_000, 10**11)))
@@ -77,6 +79,7 @@ class World:
                 database=self.database,
                 actor=system_actor(),
                 settings=self.settings,
+                keyring=self.keyring,
                 name=name,
                 description=None,
                 coordinator_email=self.emails[coordinator],
@@ -143,5 +146,4 @@ def world(
     database: Database,
     settings: Settings,
 ) -> World:
-    del app
-    return World(database=database, settings=settings, client=client)
+    return World(database=database, settings=settings, client=client, keyring=app.state.keyring)

@@ -45,17 +45,17 @@ class Clinic:
             return int(session.execute(select(func.count()).select_from(Patient)).scalar_one())
 
 
-def test_register_read_and_search(clinic: World) -> None:
-    c = Clinic(clinic)
+def test_register_read_and_search(world: World) -> None:
+    c = Clinic(world)
     ins = new_ins()
-    before = clinic.audit_count()
+    before = world.audit_count()
     created = c.register(ins=ins, family="Lefèvre-D'Arc")
     pid = created["id"]
     assert created["resource"]["id"] == pid
     assert created["identity_status"] == "QUAL"
     assert created["resource"]["meta"]["versionId"] == "1"
-    assert clinic.audit_count() == before + 1
-    tail = clinic.audit_tail()[0]
+    assert world.audit_count() == before + 1
+    tail = world.audit_tail()[0]
     assert (tail["kind"], tail["outcome"], str(tail["patient_id"]).replace("-", "")) == (
         "create",
         0,
@@ -77,7 +77,7 @@ def test_register_read_and_search(clinic: World) -> None:
     nobody = c.call("GET", "doc", params={"family": "Lefevre", "birthdate": "1979-03-15"})
     assert nobody.json() == {"items": [], "next_cursor": None, "total": 0}
     # Nothing identifying in clear in the database.
-    with clinic.database.session() as session:
+    with world.database.session() as session:
         row = session.execute(text("SELECT * FROM patient")).one()._mapping
     dumped = b"".join(v if isinstance(v, bytes) else str(v).encode() for v in row.values())
     assert ins.encode() not in dumped
@@ -85,8 +85,8 @@ def test_register_read_and_search(clinic: World) -> None:
     assert b"1979" not in dumped
 
 
-def test_a_second_registration_of_the_same_ins_is_refused(clinic: World) -> None:
-    c = Clinic(clinic)
+def test_a_second_registration_of_the_same_ins_is_refused(world: World) -> None:
+    c = Clinic(world)
     ins = new_ins()
     first = c.register(ins=ins)
     again = c.call("POST", "nurse", json=fr_patient(family="Autre", ins=ins))
@@ -95,8 +95,8 @@ def test_a_second_registration_of_the_same_ins_is_refused(clinic: World) -> None
     assert c.patient_count() == 1
 
 
-def test_bad_patients_are_refused_and_nothing_is_stored(clinic: World) -> None:
-    c = Clinic(clinic)
+def test_bad_patients_are_refused_and_nothing_is_stored(world: World) -> None:
+    c = Clinic(world)
     cases: list[tuple[dict[str, Any], str]] = [
         ({**fr_patient(), "active": "true"}, "Patient.active"),
         ({**fr_patient(), "birthDate": "15/03/1979"}, "Patient.birthDate"),
@@ -108,11 +108,11 @@ def test_bad_patients_are_refused_and_nothing_is_stored(clinic: World) -> None:
         ({**fr_patient(), "resourceType": "Practitioner"}, "Patient.resourceType"),
     ]
     for body, path in cases:
-        before = clinic.audit_count()
+        before = world.audit_count()
         response = c.call("POST", "doc", json=body)
         assert response.status_code == 422, (path, response.text)
         assert path in [e["path"] for e in response.json()["errors"]], response.json()
-        assert clinic.audit_count() == before + 1  # the failed attempt is recorded
+        assert world.audit_count() == before + 1  # the failed attempt is recorded
     refused = c.call("POST", "doc", json=fr_patient(status="PROV", ins=new_ins()))
     assert refused.json()["type"].endswith("ins-requires-qualified-identity")
     assert c.call("POST", "doc", json=[fr_patient()]).status_code == 422
@@ -125,8 +125,8 @@ def test_bad_patients_are_refused_and_nothing_is_stored(clinic: World) -> None:
     assert c.patient_count() == 0
 
 
-def test_who_sees_patients(clinic: World) -> None:
-    c = Clinic(clinic)
+def test_who_sees_patients(world: World) -> None:
+    c = Clinic(world)
     pid = c.register(ins=new_ins())["id"]
     assert c.call("GET", "coord", f"/{pid}").status_code == 403
     assert c.call("GET", "auditor", f"/{pid}").status_code == 403
@@ -135,11 +135,11 @@ def test_who_sees_patients(clinic: World) -> None:
     assert c.call("GET", "outsider", f"/{pid}").status_code == 404
     assert c.call("GET", "outsider").status_code == 404
     assert c.call("GET", "doc", f"/{uuid.uuid4()}").status_code == 404
-    assert clinic.call("GET", f"{c.url}/{pid}", None).status_code == 401
+    assert world.call("GET", f"{c.url}/{pid}", None).status_code == 401
 
 
-def test_an_opposition_blocks_and_lifting_it_restores(clinic: World) -> None:
-    c = Clinic(clinic)
+def test_an_opposition_blocks_and_lifting_it_restores(world: World) -> None:
+    c = Clinic(world)
     pid = c.register(ins=new_ins())["id"]
     informed = (utcnow() - dt.timedelta(hours=1)).isoformat()
     recorded = c.call(
@@ -157,7 +157,7 @@ def test_an_opposition_blocks_and_lifting_it_restores(clinic: World) -> None:
         assert c.call("GET", who).json()["total"] == 0
     listed = c.call("GET", "nurse", f"/{pid}/oppositions")
     assert [o["id"] for o in listed.json()["items"]] == [opposition["id"]]
-    with clinic.database.session() as session:
+    with world.database.session() as session:
         assert service.opposition_applies(
             session, patient_id=uuid.UUID(pid), user_id=c.users["nurse"]
         )
@@ -174,8 +174,8 @@ def test_an_opposition_blocks_and_lifting_it_restores(clinic: World) -> None:
     assert again.status_code == 409
 
 
-def test_an_opposition_naming_professionals_blocks_only_them(clinic: World) -> None:
-    c = Clinic(clinic)
+def test_an_opposition_naming_professionals_blocks_only_them(world: World) -> None:
+    c = Clinic(world)
     pid = c.register(ins=new_ins())["id"]
     body = {
         "scope": "professionals",
@@ -193,8 +193,8 @@ def test_an_opposition_naming_professionals_blocks_only_them(clinic: World) -> N
     assert c.call("GET", "nurse").json()["total"] == 1
 
 
-def test_bad_oppositions(clinic: World) -> None:
-    c = Clinic(clinic)
+def test_bad_oppositions(world: World) -> None:
+    c = Clinic(world)
     pid = c.register(ins=new_ins())["id"]
     now = utcnow().isoformat()
     cases = [

@@ -30,6 +30,7 @@ from sqlalchemy import delete, select, update
 from sqlmodel import col
 
 from hdsapp.core.actor import ALL_SCOPES, Actor, RequestInfo, Role
+from hdsapp.core.crypto.keyring import Keyring
 from hdsapp.core.db import utcnow
 from hdsapp.dependencies import get_actor, request_info
 from hdsapp.groups import service as groups
@@ -42,7 +43,6 @@ from hdsapp.patients.schemas import OppositionCreate
 from tests.conftest import REPO_ROOT
 from tests.groups.world import PASSWORD, World, past
 from tests.patients.data import fr_patient, new_ins
-from tests.patients.fake_keyring import FakeKeyring
 from tests.policy.cells import MATRIX_CELLS
 
 TABLE = tomllib.loads((REPO_ROOT / "hdsapp" / "policy" / "rules.toml").read_text())
@@ -157,7 +157,7 @@ def _holds(
 class Matrix:
     world: World
     app: FastAPI
-    keyring: FakeKeyring
+    keyring: Keyring
     a: uuid.UUID
     b: uuid.UUID
     coordinators: dict[uuid.UUID, uuid.UUID]
@@ -542,8 +542,6 @@ def check(matrix: Matrix, cell: Cell) -> list[str]:
 
 @pytest.fixture
 def matrix(world: World, app: FastAPI) -> Iterator[Matrix]:
-    if getattr(app.state, "keyring", None) is None:
-        app.state.keyring = FakeKeyring()
     built = build(world, app)
     session_persona = next(p for p in built.personas if p.session)
     login(built, session_persona)
@@ -573,5 +571,7 @@ def test_the_matrix_covers_the_table() -> None:
         if spec["resource"] in THIS_ISSUE:
             assert name in HTTP_ACTIONS or spec["http"].startswith("cli"), name
     for rule in RULES:
+        if ACTIONS[rule["action"]]["resource"] not in THIS_ISSUE:
+            continue  # other domains' actions (threads, audit) have matrices of their own
         for condition in rule.get("when", []):
             assert condition in {"no_opposition", "invitee", "recent_authentication"}
