@@ -19,9 +19,10 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import pytest
@@ -239,7 +240,8 @@ def page(context: BrowserContext) -> Page:
     return context.new_page()
 
 
-Shoot = Callable[[Page, str], None]
+class Shoot(Protocol):
+    def __call__(self, page: Page, name: str, at: str | None = None) -> None: ...
 
 
 @pytest.fixture
@@ -248,11 +250,15 @@ def shoot() -> Shoot:
     folder = ARTIFACTS / "screens"
     folder.mkdir(parents=True, exist_ok=True)
 
-    def take(page: Page, name: str) -> None:
+    def take(page: Page, name: str, at: str | None = None) -> None:
         before = page.viewport_size
         for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
             page.set_viewport_size(size)
             page.evaluate("window.scrollTo(0, 0)")
+            if at is not None:
+                page.locator(at).first.evaluate(
+                    "(el) => window.scrollTo(0, el.getBoundingClientRect().top + scrollY - 72)"
+                )
             page.wait_for_timeout(50)
             # What the user sees on that screen (a full-page capture would draw the fixed
             # navigation in the middle of the page).

@@ -226,6 +226,7 @@ def test_auditor_finds_the_clinicians_accesses_and_checks_integrity(
     expect(page.locator("#audit-table tr.row-btg")).to_have_count(1)
     expect(page.locator(".chart-box")).not_to_have_attribute("aria-busy", "true")
     shoot(page, "audit")
+    shoot(page, "audit-results", at="#audit-chart-title")
 
     # The export downloads, and verifies offline with the audit package and the shown key.
     with page.expect_download() as download_info:

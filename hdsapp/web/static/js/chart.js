@@ -65,7 +65,7 @@ function shortDay(date) {
 
 export function accessChart(days) {
   // Narrower drawing on a phone, so its text stays readable once scaled to the screen.
-  const WIDTH = window.innerWidth < 600 ? 360 : 640;
+  const WIDTH = window.innerWidth < 600 ? 360 : window.innerWidth < 1100 ? 640 : 920;
   const titleId = uid("chart-title");
   const descId = uid("chart-desc");
   const totals = days.map((d) => d.allowed + d.denied + d.breakGlass);

@@ -330,6 +330,19 @@ export async function render({ view, params, isCurrent }) {
     );
   }
 
+  // The drawing's width follows the screen's (readable text on a phone): redraw on a change.
+  let lastDays = null;
+  const widths = [matchMedia("(min-width: 600px)"), matchMedia("(min-width: 1100px)")];
+  const redraw = () => {
+    if (!isCurrent()) {
+      for (const query of widths) query.removeEventListener("change", redraw);
+      return;
+    }
+    const figure = chartBox.querySelector(".chart-figure");
+    if (lastDays && figure) figure.replaceWith(accessChart(lastDays));
+  };
+  for (const query of widths) query.addEventListener("change", redraw);
+
   async function loadChart() {
     chartBox.setAttribute("aria-busy", "true");
     try {
@@ -354,7 +367,8 @@ export async function render({ view, params, isCurrent }) {
     if (!isCurrent()) return;
     const from = query.since ? new Date(query.since) : new Date(Math.min(...entries.map((e) => Date.parse(e.recorded)), Date.now()));
     const to = query.until ? new Date(query.until) : new Date();
-    chartBox.replaceChildren(accessChart(perDay(entries, from, to)));
+    lastDays = perDay(entries, from, to);
+    chartBox.replaceChildren(accessChart(lastDays));
     if (capped) {
       chartBox.append(h("p", { class: "muted" }, t("audit.chart.capped", { n: formatNumber(entries.length) })));
     }

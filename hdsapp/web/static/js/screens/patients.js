@@ -400,6 +400,7 @@ export async function render({ view, params, isCurrent }) {
     try {
       const patient = await api.post(`/api/v1/groups/${gid}/patients`, buildPatient(values));
       regForm.reset();
+      regForm.closest("details").open = false;
       toast(t("patients.registered"));
       showResults([patient]);
       await openPatient(patient.id);
@@ -413,7 +414,7 @@ export async function render({ view, params, isCurrent }) {
     groupTabs(groupsWithRole("clinician"), gid, (id) => `#/patients/${id}`),
     h(
       "div",
-      { class: "grid" },
+      { class: "grid grid-top" },
       section(t("patients.search"), h("p", { class: "muted" }, t("patients.search.help")), searchForm, searchStatus, results),
       section(t("patients.register"), h("details", { class: "disclosure" }, h("summary", null, t("patients.register.open")), regForm, regStatus)),
     ),
