@@ -270,5 +270,6 @@ def shoot() -> Shoot:
 
 
 @pytest.fixture
-def people(database: Database, settings: Settings) -> People:
-    return People(database, settings)
+def people(database: Database, settings: Settings, app: FastAPI) -> People:
+    # The app's own key store: the group keys it makes are the ones the app opens.
+    return People(database, settings, app.state.keyring)

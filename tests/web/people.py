@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 
 from hdsapp.config import Settings
 from hdsapp.core.actor import Role, system_actor
+from hdsapp.core.crypto.keyring import Keyring
 from hdsapp.core.db import Database, utcnow
 from hdsapp.groups import service as groups
 from hdsapp.identity import service as identity
@@ -44,6 +45,7 @@ class Person:
 class People:
     database: Database
     settings: Settings
+    keyring: Keyring
     _rpps: Iterator[int] = field(default_factory=lambda: iter(range(10_000_000_001, 10**11)))
 
     def add(self, email: str, display_name: str, *, profession: str = "10") -> Person:
@@ -69,6 +71,7 @@ class People:
                 database=self.database,
                 actor=system_actor(),
                 settings=self.settings,
+                keyring=self.keyring,
                 name=name,
                 description=None,
                 coordinator_email=coordinator.email,
