@@ -168,6 +168,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     for module in domain_modules("endpoints"):
         app.include_router(module.router)
+        # (path prefix, renderer) pairs, e.g. OperationOutcome on /fhir (hdsapp.fhir_api).
+        app.state.error_renderers.extend(getattr(module, "error_renderers", ()))
     check_route_actions(app)
     app.mount("/static", StaticFiles(directory=web_endpoints.STATIC_DIR), name="static")
 

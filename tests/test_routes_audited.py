@@ -47,6 +47,8 @@ PUBLIC = frozenset(
         "/static",
         "/sw.js",
         "/manifest.webmanifest",
+        # The FHIR CapabilityStatement: the same for every group and caller (hdsapp.fhir_api).
+        "/fhir/{gid}/metadata",
     }
 )
 # Authenticated routes that are deliberately not entries, by path prefix, with the reason.

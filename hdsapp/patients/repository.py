@@ -79,12 +79,19 @@ def _search_filter(
     group_id: uuid.UUID,
     ins_index: bytes | None,
     name_index: bytes | None,
+    ins_any: Sequence[bytes] | None = None,
+    ids: Sequence[uuid.UUID] | None = None,
 ) -> list[ColumnElement[bool]]:
     conditions = [col(Patient.group_id) == group_id, visible]
     if ins_index is not None:
         conditions.append(col(Patient.ins_index) == ins_index)
+    if ins_any is not None:
+        # An INS value searched without its system: any of the INS systems' indexes.
+        conditions.append(col(Patient.ins_index).in_(ins_any))
     if name_index is not None:
         conditions.append(col(Patient.name_birthdate_index) == name_index)
+    if ids is not None:
+        conditions.append(col(Patient.id).in_(ids))
     return conditions
 
 
@@ -97,9 +104,16 @@ def search(
     name_index: bytes | None,
     after: tuple[dt.datetime, uuid.UUID] | None,
     limit: int,
+    ins_any: Sequence[bytes] | None = None,
+    ids: Sequence[uuid.UUID] | None = None,
 ) -> Sequence[Patient]:
     conditions = _search_filter(
-        visible=visible, group_id=group_id, ins_index=ins_index, name_index=name_index
+        visible=visible,
+        group_id=group_id,
+        ins_index=ins_index,
+        name_index=name_index,
+        ins_any=ins_any,
+        ids=ids,
     )
     if after is not None:
         created, last_id = after
@@ -125,9 +139,16 @@ def count(
     group_id: uuid.UUID,
     ins_index: bytes | None,
     name_index: bytes | None,
+    ins_any: Sequence[bytes] | None = None,
+    ids: Sequence[uuid.UUID] | None = None,
 ) -> int:
     conditions = _search_filter(
-        visible=visible, group_id=group_id, ins_index=ins_index, name_index=name_index
+        visible=visible,
+        group_id=group_id,
+        ins_index=ins_index,
+        name_index=name_index,
+        ins_any=ins_any,
+        ids=ids,
     )
     statement = select(func.count()).select_from(Patient).where(*conditions)
     return int(session.execute(statement).scalar_one())

@@ -27,8 +27,9 @@ from hdsapp.config import Settings
 from hdsapp.core.accesslog import Access, audited
 from hdsapp.core.actor import Actor
 from hdsapp.core.crypto.aad import AssociatedData, RecordKind
+from hdsapp.core.crypto.blind_index import normalize_family_name
 from hdsapp.core.db import Database
-from hdsapp.core.errors import Conflict, Unprocessable
+from hdsapp.core.errors import Conflict, HdsError, Unprocessable
 from hdsapp.groups import pagination
 from hdsapp.groups import repository as groups_repository
 from hdsapp.groups import service as groups
@@ -182,26 +183,12 @@ def register_patient(
         groups.authorize(actor, "patient.create", resource_ref, context, scope)
         if groups_repository.group_by_id(session, group_id) is None:
             raise groups.not_found(ResourceType.GROUP)
-        try:
-            model = parse("Patient", resource)
-        except FhirInvalid as exc:
-            raise _invalid(exc.issues, "invalid-fhir", "The FHIR Patient is not valid.") from None
-        data: dict[str, Any] = json.loads(model.model_dump_json())
-        try:
-            identity = identity_of(data)
-        except IdentityInvalid as exc:
-            raise _invalid(exc.issues, exc.code, "The patient's identity is not valid.") from None
+        data, identity = _validated(resource)
         ins, name = _indexes(keyring, session, group_id, identity)
         if ins is not None:
             _refuse_duplicate(session, group_id, ins)
         patient_id = uuid.uuid4()
-        # The server assigns the id; version and time are added when rendered.
-        data["id"] = str(patient_id)
-        meta = {k: v for k, v in (data.get("meta") or {}).items() if k in {"profile", "tag"}}
-        data.pop("meta", None)
-        if meta:
-            data["meta"] = meta
-        plaintext = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+        plaintext = _stored_form(data, patient_id)
         patient = Patient(
             id=patient_id,
             group_id=group_id,
@@ -230,6 +217,110 @@ def register_patient(
         return _public(patient, data)
 
 
+def _validated(resource: object) -> tuple[dict[str, Any], Identity]:
+    """The Patient as sent, once it passed the strict FHIR parse and the identity rules.
+
+    What is stored is the submitted JSON itself, not the model's re-serialisation: extensions,
+    primitive extensions (``_given`` aligned with nulls), contained resources and the lexical
+    form of every value come back as they were sent; only ``id`` and ``meta`` are the server's.
+    """
+    try:
+        parse("Patient", resource)
+    except FhirInvalid as exc:
+        raise _invalid(exc.issues, "invalid-fhir", "The FHIR Patient is not valid.") from None
+    data: dict[str, Any] = json.loads(json.dumps(resource, ensure_ascii=False))
+    try:
+        identity = identity_of(data)
+    except IdentityInvalid as exc:
+        raise _invalid(exc.issues, exc.code, "The patient's identity is not valid.") from None
+    return data, identity
+
+
+def _stored_form(data: dict[str, Any], patient_id: uuid.UUID) -> bytes:
+    """The plaintext sealed for a patient: the server assigns the id; of ``meta`` only profile
+    and tag are kept (version and time are added when rendered)."""
+    data["id"] = str(patient_id)
+    meta = {k: v for k, v in (data.get("meta") or {}).items() if k in {"profile", "tag"}}
+    data.pop("meta", None)
+    if meta:
+        data["meta"] = meta
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class VersionConflict(HdsError):
+    """``If-Match`` named another version than the current one (FHIR: 412)."""
+
+    status, code, title = 412, "version-conflict", "Precondition failed"
+
+
+def update_patient(
+    *,
+    session: Session,
+    database: Database,
+    actor: Actor,
+    settings: Settings,
+    keyring: Keyring,
+    group_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    resource: object,
+    expected_version: int | None = None,
+) -> PatientPublic:
+    """Replace a patient's FHIR Patient (a new version). ``expected_version`` (the FHIR
+    ``If-Match``): 412 unless it is the current version. Same rules as registration (422 with
+    the elements' paths; 409 with ``patient_id`` if the INS is another patient's); the policy
+    is ``patient.update`` (clinicians, unless an opposition covers them)."""
+    access = dataclasses.replace(
+        _patient_access("update", "U", group_id),
+        patient_id=patient_id,
+        resource_id=str(patient_id),
+    )
+    with audited(session, database, actor, access) as scope:
+        context = groups.policy_context(settings)
+        patient = repository.patient_by_id(session, group_id, patient_id, for_update=True)
+        opposed = (
+            patient is not None
+            and actor.user_id is not None
+            and repository.opposition_applies(session, patient_id=patient_id, user_id=actor.user_id)
+        )
+        resource_ref = Resource(
+            type=ResourceType.PATIENT,
+            group_id=group_id,
+            id=patient_id,
+            opposition_applies=opposed,
+        )
+        groups.authorize(actor, "patient.update", resource_ref, context, scope)
+        if patient is None:
+            raise groups.not_found(ResourceType.PATIENT)
+        if expected_version is not None and expected_version != patient.version:
+            raise VersionConflict(
+                "The patient was changed since that version.",
+                extra={"current_version": patient.version},
+            )
+        data, identity = _validated(resource)
+        ins, name = _indexes(keyring, session, group_id, identity)
+        if ins is not None and ins != patient.ins_index:
+            _refuse_duplicate(session, group_id, ins)
+        plaintext = _stored_form(data, patient_id)
+        patient.identity = keyring.seal(
+            session, aad=_identity_aad(group_id, patient_id), plaintext=plaintext
+        )
+        patient.ins_index = ins
+        patient.name_birthdate_index = name
+        patient.identity_status = identity.status
+        patient.active = data.get("active", True) is not False
+        patient.version += 1
+        patient.updated_at = context.now
+        try:
+            with session.begin_nested():
+                session.add(patient)
+                session.flush()
+        except IntegrityError:
+            if ins is not None:
+                _refuse_duplicate(session, group_id, ins)
+            raise
+        return _public(patient, data)
+
+
 def _refuse_duplicate(session: Session, group_id: uuid.UUID, ins: bytes) -> None:
     existing = repository.patient_id_by_ins(session, group_id, ins)
     if existing is not None:
@@ -240,14 +331,24 @@ def _refuse_duplicate(session: Session, group_id: uuid.UUID, ins: bytes) -> None
         )
 
 
-def _search_query(identifier: str | None, family: str | None, birthdate: str | None) -> str:
+def _search_query(
+    identifier: str | None,
+    family: str | None,
+    birthdate: str | None,
+    given: str | None = None,
+    ids: Sequence[uuid.UUID] | None = None,
+) -> str:
     """What the audit entry says about a search: which parameters, never their values."""
     parts = []
+    if ids is not None:
+        parts.append("_id=*")
     if identifier is not None:
-        system = identifier.split("|", 1)[0]
+        system = identifier.split("|", 1)[0] if "|" in identifier else ""
         parts.append(f"identifier={system if system in INS_SYSTEMS else '?'}|*")
     if family is not None:
         parts.append("family=*")
+    if given is not None:
+        parts.append("given=*")
     if birthdate is not None:
         parts.append("birthdate=*")
     return "Patient?" + "&".join(parts)
@@ -255,6 +356,12 @@ def _search_query(identifier: str | None, family: str | None, birthdate: str | N
 
 def _search_error(path: str, message: str) -> Unprocessable:
     return _invalid([Issue(path, message)], "invalid-search", "The search is not valid.")
+
+
+# ``given`` has no index: it filters, after opening them, the patients an indexed criterion
+# (identifier, family and birthdate, or ids) already narrowed down, all of which the caller may
+# see. At most this many are opened for one search.
+MAX_GIVEN_CANDIDATES = 500
 
 
 def search_patients(
@@ -270,11 +377,18 @@ def search_patients(
     birthdate: str | None,
     cursor: str | None,
     limit: int,
+    given: str | None = None,
+    ids: Sequence[uuid.UUID] | None = None,
 ) -> PatientList:
     """Exact-match search (blind indexes) or the list of the group's patients the caller may
-    see: filtered in SQL by the policy's row plan; ``total`` counts the same rows."""
+    see: filtered in SQL by the policy's row plan; ``total`` counts the same rows.
+
+    ``identifier``: ``system|value`` (an INS system) or the value alone (any INS system).
+    ``ids``: these patients only. ``given``: a given name (case, accents and punctuation
+    ignored, the start of a given name matches), only together with an indexed criterion."""
     access = dataclasses.replace(
-        _patient_access("search", "E", group_id), query=_search_query(identifier, family, birthdate)
+        _patient_access("search", "E", group_id),
+        query=_search_query(identifier, family, birthdate, given, ids),
     )
     with audited(session, database, actor, access) as scope:
         context = groups.policy_context(settings)
@@ -287,7 +401,7 @@ def search_patients(
         )
         if groups_repository.group_by_id(session, group_id) is None:
             raise groups.not_found(ResourceType.GROUP)
-        ins, name = _search_indexes(
+        ins, ins_any, name = _search_indexes(
             keyring,
             session,
             group_id=group_id,
@@ -295,6 +409,10 @@ def search_patients(
             family=family,
             birthdate=birthdate,
         )
+        if given is not None and ins is None and ins_any is None and name is None and not ids:
+            raise _search_error(
+                "given", "given goes with identifier, with family and birthdate, or with _id"
+            )
         after = pagination.decode_cursor(cursor, dt.datetime, uuid.UUID) if cursor else None
         visible = groups_repository.plan_predicate(
             row_plan(actor, "patient.read", context),
@@ -303,20 +421,38 @@ def search_patients(
             repository.PATIENT_PREDICATES,
         )
         limit = max(1, min(limit, pagination.MAX_LIMIT))
-        rows = repository.search(
-            session,
-            visible=visible,
-            group_id=group_id,
-            ins_index=ins,
-            name_index=name,
-            after=after,
-            limit=limit + 1,
-        )
-        page = rows[:limit]
-        total = repository.count(
-            session, visible=visible, group_id=group_id, ins_index=ins, name_index=name
-        )
-        items = [_public(p, _open(keyring, session, p)) for p in page]
+        criteria: dict[str, Any] = {
+            "visible": visible,
+            "group_id": group_id,
+            "ins_index": ins,
+            "name_index": name,
+            "ins_any": ins_any,
+            "ids": ids,
+        }
+        if given is None:
+            rows = repository.search(session, after=after, limit=limit + 1, **criteria)
+            page = rows[:limit]
+            total = repository.count(session, **criteria)
+            opened = [(p, _open(keyring, session, p)) for p in page]
+        else:
+            candidates = repository.search(
+                session, after=None, limit=MAX_GIVEN_CANDIDATES + 1, **criteria
+            )
+            if len(candidates) > MAX_GIVEN_CANDIDATES:
+                raise _search_error("given", "too many candidates: narrow the search down")
+            wanted = _name_key(given)
+            matching = [
+                (p, r)
+                for p in candidates
+                if _given_matches(r := _open(keyring, session, p), wanted)
+            ]
+            total = len(matching)
+            if after is not None:
+                matching = [(p, r) for p, r in matching if (p.created_at, p.id) > after]
+            rows = [p for p, _ in matching[: limit + 1]]
+            opened = matching[:limit]
+            page = [p for p, _ in opened]
+        items = [_public(p, r) for p, r in opened]
         scope.result_refs = [f"Patient/{p.id}" for p in page]
         last = page[-1] if len(rows) > limit else None
         return PatientList(
@@ -324,6 +460,27 @@ def search_patients(
             next_cursor=pagination.encode_cursor(last.created_at, last.id) if last else None,
             total=total,
         )
+
+
+def _name_key(value: str) -> str:
+    try:
+        return normalize_family_name(value)
+    except ValueError:
+        raise _search_error("given", "the name has no letter") from None
+
+
+def _given_matches(resource: dict[str, Any], wanted: str) -> bool:
+    for name in resource.get("name") or []:
+        if not isinstance(name, dict):
+            continue
+        for given in name.get("given") or []:
+            if isinstance(given, str):
+                try:
+                    if normalize_family_name(given).startswith(wanted):
+                        return True
+                except ValueError:
+                    continue
+    return False
 
 
 def _search_indexes(
@@ -334,18 +491,25 @@ def _search_indexes(
     identifier: str | None,
     family: str | None,
     birthdate: str | None,
-) -> tuple[bytes | None, bytes | None]:
+) -> tuple[bytes | None, list[bytes] | None, bytes | None]:
+    """(the INS index, the INS indexes of a value searched without system, the name index)."""
     ins = None
+    ins_any = None
     if identifier is not None:
         system, separator, value = identifier.partition("|")
-        if not separator or not value.strip():
-            raise _search_error("identifier", "use identifier=system|value")
-        if system not in INS_SYSTEMS:
+        if not separator:
+            system, value = "", identifier
+        if not value.strip():
+            raise _search_error("identifier", "use identifier=system|value or the value alone")
+        if separator and system not in INS_SYSTEMS:
             raise _search_error(
                 "identifier", "only INS identifiers (INS-NIR, INS-NIA) are searchable"
             )
         try:
-            ins = ins_index(keyring, session, group_id, system, value)
+            if separator:
+                ins = ins_index(keyring, session, group_id, system, value)
+            else:
+                ins_any = [ins_index(keyring, session, group_id, s, value) for s in INS_SYSTEMS]
         except ValueError:
             raise _search_error("identifier", "not an INS value") from None
     name = None
@@ -362,7 +526,7 @@ def _search_indexes(
             name = name_birthdate_index(keyring, session, group_id, family, birth_date)
         except ValueError:
             raise _search_error("family", "the family name has no letter") from None
-    return ins, name
+    return ins, ins_any, name
 
 
 def get_patient(

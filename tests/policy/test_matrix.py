@@ -479,6 +479,13 @@ def cells_for(matrix: Matrix, persona: Persona, action: str) -> Iterator[Cell]:
                     yield Cell(
                         persona, action, group, state, "GET", f"{g}/patients/{pid}/oppositions"
                     )
+        elif action == "patient.update":
+            # Only the FHIR base updates a patient (PUT, hdsapp.fhir_api).
+            for state in OPPOSITION_STATES:
+                pid, ins = matrix.state_patients[(group, state)]
+                body = {**fr_patient(ins=ins), "id": pid}
+                url = f"/fhir/{group}/Patient/{pid}"
+                yield Cell(persona, action, group, state, "PUT", url, body)
         elif action == "opposition.create":
             pid, _ = matrix.seed_patient(group)
             body = {"scope": "group", "informed_at": utcnow().isoformat()}

@@ -1,0 +1,101 @@
+"""The authorization matrix through the FHIR base (``/fhir/{gid}/``, hdsapp.fhir_api).
+
+The FHIR interactions call the same use cases as /api/v1 and declare the same policy actions,
+so the same table decides: every persona x every FHIR interaction (mapped to its action by the
+registry) x the same or the other group x the resource states is driven over HTTP with real
+authentication and compared with ``rules.toml`` read independently (``test_matrix.expected``):
+the status, the rows of a search (Bundle entries and ``total``), an OperationOutcome for every
+refusal, and exactly one audit entry per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from hdsapp.fhir_api.registry import registry
+from tests.patients.data import fr_patient, new_ins
+from tests.policy.cells import MATRIX_CELLS
+from tests.policy.test_matrix import (
+    OPPOSITION_STATES,
+    Cell,
+    Matrix,
+    Persona,
+    expected,
+    matrix,
+)
+
+__all__ = ["matrix"]
+
+FHIR_JSON = "application/fhir+json"
+
+
+def fhir_cells(matrix: Matrix, persona: Persona, resource_type: str, code: str) -> Iterator[Cell]:
+    operation = registry()[resource_type].definition.operation(code)  # type: ignore[arg-type]
+    assert operation is not None
+    action = operation.action
+    for group in (matrix.a, matrix.b):
+        base = f"/fhir/{group}"
+        if (resource_type, code) == ("Patient", "read"):
+            for state in OPPOSITION_STATES:
+                pid, _ = matrix.state_patients[(group, state)]
+                yield Cell(persona, action, group, state, "GET", f"{base}/Patient/{pid}")
+        elif (resource_type, code) == ("Patient", "search-type"):
+            for state in OPPOSITION_STATES:
+                pid, ins = matrix.state_patients[(group, state)]
+                url = f"{base}/Patient?identifier={ins}"
+                yield Cell(persona, action, group, state, "GET", url, row=pid)
+        elif (resource_type, code) == ("Patient", "create"):
+            body = fr_patient(ins=new_ins())
+            yield Cell(persona, action, group, "-", "POST", f"{base}/Patient", body)
+        elif (resource_type, code) == ("Patient", "update"):
+            for state in OPPOSITION_STATES:
+                pid, ins = matrix.state_patients[(group, state)]
+                body = {**fr_patient(ins=ins), "id": pid}
+                yield Cell(persona, action, group, state, "PUT", f"{base}/Patient/{pid}", body)
+        else:
+            raise AssertionError(f"the FHIR matrix does not drive {resource_type} {code}")
+
+
+def check(matrix: Matrix, cell: Cell) -> list[str]:
+    want = expected(cell.persona, cell.action, cell.group, cell.state, matrix, cell.method)
+    before = matrix.world.audit_count()
+    response = matrix.send(cell.persona, cell.method, cell.url, cell.body)
+    entries = matrix.world.audit_count() - before
+    where = (
+        f"{cell.persona.name} {cell.method} {cell.url.split('/', 3)[-1].split('/', 1)[-1]}"
+        f" {'A' if cell.group == matrix.a else 'B'} {cell.state}"
+    )
+    problems = []
+    if response.status_code != want.status:
+        problems.append(
+            f"{where}: {response.status_code}, table says {want.status} ({response.text[:160]})"
+        )
+    if entries != want.audit_entries:
+        problems.append(f"{where}: {entries} audit entries, expected {want.audit_entries}")
+    if response.status_code >= 400:
+        body = response.json()
+        if not response.headers["content-type"].startswith(FHIR_JSON) or (
+            body.get("resourceType") != "OperationOutcome"
+        ):
+            problems.append(f"{where}: the refusal is not an OperationOutcome")
+    if want.visible is not None and response.status_code == 200:
+        bundle = response.json()
+        ids = {entry["resource"]["id"] for entry in bundle.get("entry", [])}
+        wanted = {cell.row} if want.visible and cell.row else set()
+        if ids != wanted or bundle["total"] != len(wanted):
+            problems.append(f"{where}: entries {sorted(ids)}, table says {sorted(wanted)}")
+    return problems
+
+
+def test_every_fhir_cell_answers_as_the_table_says(matrix: Matrix, backend: str) -> None:
+    problems: list[str] = []
+    count = 0
+    for resource_type, entry in sorted(registry().items()):
+        for operation in entry.definition.operations:
+            for persona in matrix.personas:
+                for cell in fhir_cells(matrix, persona, resource_type, operation.code):
+                    problems.extend(check(matrix, cell))
+                    count += 1
+    MATRIX_CELLS[f"{backend} fhir"] = count
+    print(f"\nFHIR policy matrix ({backend}): {count} cells")
+    assert not problems, f"{len(problems)} of {count} cells disagree:\n" + "\n".join(problems[:60])
