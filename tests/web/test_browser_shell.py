@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from audit.checkpoint import Checkpoint, sign_checkpoint
 from audit.note import Signer
-from hdsapp.web.shell import current_shell
+from hdsapp.web.shell import SERVICE_WORKER_TEMPLATE, build_shell, current_shell
 from tests.web.a11y import assert_accessible
 from tests.web.conftest import Guard, Shoot
 
@@ -304,3 +305,34 @@ def test_checkpoint_signature_is_verified_in_the_page(page: Page, plus_in_key: b
     assert page.evaluate(VERIFY_JS, [tampered, vkey]) == ["invalid", 8]
     _, other_key = _checkpoint_and_key(plus_in_key=False)
     assert page.evaluate(VERIFY_JS, [note, other_key])[0] == "invalid"
+
+
+def test_a_new_shell_replaces_the_old_one(
+    page: Page, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A deployment changes a shell file: the browser installs the new worker, which precaches
+    the new shell and deletes the old cache; the page offers to reload."""
+    open_signin(page)
+    wait_for_worker(page)
+    old = current_shell()
+    assert list(caches_of(page)) == [old.cache_name]
+
+    template = tmp_path / "sw.js"
+    template.write_text(SERVICE_WORKER_TEMPLATE.read_text() + "\n// the next release\n")
+    new = build_shell(template_file=template)
+    assert new.version != old.version
+    monkeypatch.setattr("hdsapp.web.endpoints.current_shell", lambda: new)
+
+    page.evaluate("navigator.serviceWorker.ready.then((r) => r.update())")
+    banner = page.locator("#update-banner")
+    expect(banner).to_contain_text("Une nouvelle version de l'application est prête.")
+    # The page learns of the new worker as it activates; the old cache goes right after.
+    for _ in range(50):
+        if list(caches_of(page)) == [new.cache_name]:
+            break
+        page.wait_for_timeout(100)
+    assert list(caches_of(page)) == [new.cache_name]
+    assert sorted(caches_of(page)[new.cache_name]) == sorted(new.files)
+    banner.get_by_role("button", name="Recharger").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Connexion")
+    expect(banner).to_be_hidden()

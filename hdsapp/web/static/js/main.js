@@ -198,9 +198,12 @@ function errorPanel(error) {
 
 function registerServiceWorker() {
   if (!("serviceWorker" in navigator)) return;
-  const hadController = Boolean(navigator.serviceWorker.controller);
+  // The first worker taking control is no news; a later one is a new version of the shell.
+  let controlled = Boolean(navigator.serviceWorker.controller);
   navigator.serviceWorker.addEventListener("controllerchange", () => {
-    if (!hadController) return;
+    const replaced = controlled;
+    controlled = true;
+    if (!replaced) return;
     // A new shell took over: offer to load it (never reload under the user's feet).
     const banner = clear($("#update-banner"));
     banner.append(
