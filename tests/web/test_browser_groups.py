@@ -100,7 +100,7 @@ def test_coordinator_invites_a_member_who_accepts(
     assert "/invitations/" not in page.url
     page.get_by_role("link", name="Ouvrir la boîte de réception").click()
     expect(page.locator("#group-list")).to_contain_text(GROUP_NAME)
-    expect(page.get_by_role("link", name="Patients")).to_be_visible()
+    expect(page.get_by_role("navigation").get_by_role("link", name="Patients")).to_be_visible()
 
 
 def test_an_invitation_for_someone_else_is_refused(

@@ -245,3 +245,26 @@ def test_svg_icons_are_self_contained() -> None:
 
 def test_manifest_file_is_json() -> None:
     assert json.loads(MANIFEST_FILE.read_text())["short_name"] == "hdsapp"
+
+
+def _dictionary_keys(name: str) -> set[str]:
+    source = (STATIC_DIR / "js" / "i18n" / name).read_text()
+    return set(re.findall(r'^\s*"([^"]+)":', source, re.MULTILINE))
+
+
+def test_every_translated_key_exists_in_both_languages() -> None:
+    fr, en = _dictionary_keys("fr.js"), _dictionary_keys("en.js")
+    assert fr == en
+    used: set[str] = set()
+    plural: set[str] = set()
+    for path in JS_FILES:
+        if "i18n" in path.parts:
+            continue
+        source = path.read_text()
+        used |= set(re.findall(r'\bt\(\s*"([\w.-]+)"', source))
+        plural |= set(re.findall(r'\btn\(\s*"([\w.-]+)"', source))
+    assert used - fr == set()
+    assert {f"{key}.{form}" for key in plural for form in ("one", "other")} - fr == set()
+    for name in ("index.html",):
+        markup = (WEB_DIR / name).read_text()
+        assert set(re.findall(r'data-i18n(?:-aria-label)?="([\w.-]+)"', markup)) <= fr

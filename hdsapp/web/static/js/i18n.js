@@ -29,7 +29,7 @@ export function lang() {
   return current;
 }
 
-/** t("signin.title") or t("audit.count", {n: 3}); English falls back to French, then the key. */
+/** t("signin.title"), or with values t("inbox.welcome", {name}); English falls back to French, then the key. */
 export function t(key, vars) {
   const text = (LANGUAGES[current] || fr)[key] ?? fr[key] ?? key;
   if (!vars) return text;

@@ -333,6 +333,18 @@ export default {
   "problem.opposition-lifted": "This objection was already lifted.",
   "problem.keyring-unavailable": "The server's key store is unavailable. Try again later.",
 
+  "threads.urgent": "Urgent",
+  "threads.status.open": "Open",
+  "threads.status.closed": "Closed",
+  "threads.status.archived": "Archived",
+  "threads.breakGlass": "Emergency access",
+  "threads.unread.one": "{n} unread message",
+  "threads.unread.other": "{n} unread messages",
+  "threads.unreadThreads.one": "{n} unread",
+  "threads.unreadThreads.other": "{n} unread",
+  "threads.none.title": "No case thread",
+  "threads.none.body": "The threads you take part in will appear here, unread first.",
+
   // Health professions (ANS TRE_G15, as in hdsapp/identity/professions.json).
   "profession.10": "Doctor",
   "profession.21": "Pharmacist",

@@ -333,6 +333,18 @@ export default {
   "problem.opposition-lifted": "Cette opposition est déjà levée.",
   "problem.keyring-unavailable": "Le coffre de clés du serveur est indisponible. Réessayez plus tard.",
 
+  "threads.urgent": "Urgent",
+  "threads.status.open": "Ouvert",
+  "threads.status.closed": "Clos",
+  "threads.status.archived": "Archivé",
+  "threads.breakGlass": "Accès d'urgence",
+  "threads.unread.one": "{n} message non lu",
+  "threads.unread.other": "{n} messages non lus",
+  "threads.unreadThreads.one": "{n} non lu",
+  "threads.unreadThreads.other": "{n} non lus",
+  "threads.none.title": "Aucun fil de discussion",
+  "threads.none.body": "Les fils dont vous êtes participant apparaîtront ici, les non lus en premier.",
+
   // Health professions (ANS TRE_G15, as in hdsapp/identity/professions.json).
   "profession.10": "Médecin",
   "profession.21": "Pharmacien",

@@ -10,6 +10,9 @@ const ROLE_TONE = { coordinator: "info", auditor: "warning", clinician: "success
 
 function groupCard(group) {
   const links = [];
+  if (group.role === "clinician") {
+    links.push(h("a", { class: "btn btn-small", href: `#/patients/${group.id}` }, t("nav.patients")));
+  }
   if (group.role === "coordinator") {
     links.push(h("a", { class: "btn btn-small", href: `#/coordination/${group.id}` }, t("inbox.manage")));
   }
