@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from sqlalchemy import update
@@ -231,3 +232,18 @@ def test_external_members_have_an_end_date(world: World) -> None:
     )
     assert external.status_code == 201, external.text
     assert external.json()["rpps"] == "12345678901"
+
+
+def test_audit_entries_carry_the_decision(world: World) -> None:
+    gid, users, tokens = _setup(world)
+    assert world.call("GET", f"/api/v1/groups/{gid}", tokens["doc"]).status_code == 200
+    allowed = json.loads(world.audit_tail()[0]["event"])
+    assert allowed["outcome"] == "0"
+    assert "urn:hdsapp:legal-basis:group-membership" in allowed["agent"][0]["policy"]
+    assert world.call("GET", f"/api/v1/groups/{gid}", tokens["outsider"]).status_code == 404
+    denied = world.audit_tail()[0]
+    assert denied["outcome"] == 4
+    assert json.loads(denied["event"])["outcomeDesc"] == "policy:not-in-group"
+    refused = world.call("DELETE", f"/api/v1/groups/{gid}/members/{users['doc']}", tokens["doc"])
+    assert refused.status_code == 403
+    assert json.loads(world.audit_tail()[0]["event"])["outcomeDesc"] == "policy:role"
