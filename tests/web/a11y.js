@@ -59,6 +59,10 @@
   if (!document.documentElement.lang) problems.push("no lang on <html>");
   if (!document.querySelector("main")) problems.push("no <main> landmark");
   if (!document.title.trim()) problems.push("empty title");
+  // Reflow (WCAG 1.4.10): no sideways scrolling of the page (wide tables scroll in their box).
+  if (document.scrollingElement.scrollWidth > window.innerWidth + 1) {
+    problems.push(`page wider than the screen: ${document.scrollingElement.scrollWidth} > ${window.innerWidth}`);
+  }
 
   // Contrast (WCAG AA): 4.5:1, or 3:1 for large text (>= 24px, or >= 18.66px bold).
   const parse = (value) => {
