@@ -184,6 +184,16 @@ class Settings(BaseSettings):
         default=None, description="copy of the shred ledger kept outside the database"
     )
 
+    # Case threads (hdsapp.threads): attachments and break-the-glass.
+    max_attachment_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1024, description="largest attachment, in bytes"
+    )
+    attachments_allow_dicom: bool = True
+    blob_dir: Path | None = Field(
+        default=None, description="filesystem blob store of attachments; data_dir/blobs if unset"
+    )
+    break_glass_minutes: int = Field(default=60, ge=5, le=24 * 60)
+
     @field_validator("trusted_hosts", "forwarded_allow_ips", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
@@ -217,6 +227,10 @@ class Settings(BaseSettings):
         if value and not value.startswith(("sqlite", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
         return value
+
+    @property
+    def blob_path(self) -> Path:
+        return self.blob_dir or self.data_dir / "blobs"
 
     @property
     def secrets_dir(self) -> Path:

@@ -564,6 +564,38 @@ def get_patient(
         return _public(patient, _open(keyring, session, patient))
 
 
+def display_names(
+    *,
+    session: Session,
+    keyring: Keyring,
+    group_id: uuid.UUID,
+    patient_ids: Sequence[uuid.UUID],
+) -> dict[uuid.UUID, str]:
+    """The name to show for each patient of the group ("Given FAMILY", from the official or
+    usual name), opened here: the threads domain shows its patients' names without handling
+    identities itself. The caller has checked the policy (threads about these patients it may
+    see); patients not in the group are left out. No audit entry of its own: the caller's use
+    case records the access."""
+    names: dict[uuid.UUID, str] = {}
+    for patient_id in dict.fromkeys(patient_ids):
+        patient = repository.patient_by_id(session, group_id, patient_id)
+        if patient is not None:
+            names[patient_id] = _display_name(_open(keyring, session, patient))
+    return names
+
+
+def _display_name(resource: dict[str, Any]) -> str:
+    names = [n for n in resource.get("name") or [] if isinstance(n, dict)]
+    ranked = sorted(names, key=lambda n: {"official": 0, "usual": 1}.get(n.get("use", ""), 2))
+    for name in ranked:
+        given = " ".join(g for g in name.get("given") or [] if isinstance(g, str))
+        family = name.get("family") if isinstance(name.get("family"), str) else ""
+        text = " ".join(part for part in (given, str(family).upper()) if part)
+        if text or name.get("text"):
+            return text or str(name["text"])
+    return "?"
+
+
 def opposition_applies(session: Session, *, patient_id: uuid.UUID, user_id: uuid.UUID) -> bool:
     """Does an active opposition of the patient cover this user (whole group, or named)?
     The threads domain asks before opening a thread about the patient and before showing its

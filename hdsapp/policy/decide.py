@@ -34,6 +34,10 @@ class Resource:
 
     ``opposition_applies``: an active opposition of the patient covers the caller.
     ``addressed_to_actor``: the invitation names the caller (email or RPPS).
+    ``participant``: the caller is a current participant of the thread (threads, and the
+    participants, messages, attachments and tasks of a thread).
+    ``break_glass_active``: the caller holds an unexpired break-the-glass grant on the thread.
+    ``thread_open``: the thread's status is "open".
     """
 
     type: ResourceType
@@ -41,6 +45,9 @@ class Resource:
     id: uuid.UUID | None = None
     opposition_applies: bool = False
     addressed_to_actor: bool = False
+    participant: bool = False
+    break_glass_active: bool = False
+    thread_open: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -74,6 +81,10 @@ ROW_CHECKS: Mapping[str, RowCheck] = MappingProxyType(
     {
         "no_opposition": lambda resource: not resource.opposition_applies,
         "invitee": lambda resource: resource.addressed_to_actor,
+        "participant": lambda resource: resource.participant,
+        "not_participant": lambda resource: not resource.participant,
+        "break_glass": lambda resource: resource.break_glass_active,
+        "thread_open": lambda resource: resource.thread_open,
     }
 )
 ActorCheck = Callable[[Actor, Context], bool]

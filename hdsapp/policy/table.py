@@ -28,6 +28,12 @@ class ResourceType(StrEnum):
     PATIENT = "patient"
     OPPOSITION = "opposition"
     AUDIT = "audit"
+    THREAD = "thread"
+    PARTICIPANT = "participant"
+    MESSAGE = "message"
+    ATTACHMENT = "attachment"
+    TASK = "task"
+    GRANT = "grant"
 
 
 class Principal(StrEnum):

@@ -45,6 +45,7 @@ class RecordKind(enum.StrEnum):
     PATIENT_IDENTITY = "patient_identity"
     WRAPPED_KEK = "wrapped_kek"
     WRAPPED_DEK = "wrapped_dek"
+    TASK = "task"  # a task's description (hdsapp.threads)
 
 
 @dataclass(frozen=True, init=False)

@@ -1,0 +1,1 @@
+"""Case threads: messages, attachments, tasks, read state and break-the-glass."""
