@@ -19,11 +19,13 @@ from sqlalchemy import text
 from hdsapp.auditing import service as auditing
 from hdsapp.auditing.signing import create_signing_key, load_signer
 from hdsapp.config import Settings
-from hdsapp.core.accesslog import Access, record
 from hdsapp.core.actor import Actor, RequestInfo, Role, Scope, system_actor
+from hdsapp.core.crypto.keyring import keyring_for
 from hdsapp.core.db import Database, utcnow
 from hdsapp.identity import repository as identity_repository
 from hdsapp.identity import service as identity
+from hdsapp.threads import service as threads
+from hdsapp.threads.schemas import BreakGlassCreate, ThreadCreate
 from tests.conftest import REPO_ROOT
 from tests.web.a11y import assert_accessible
 from tests.web.conftest import ARTIFACTS, Guard, LiveServer, Shoot
@@ -40,10 +42,12 @@ class Cast:
         self.clinician = people.add("claire.martin@example.org", "Dr Claire Martin")
         self.colleague = people.add("marc.petit@example.org", "Marc Petit", profession="60")
         self.auditor = people.add("alice.bernard@example.org", "Alice Bernard", profession="21")
+        self.other = people.add("sophie.leroy@example.org", "Dr Sophie Leroy")
         self.group = people.group(GROUP_NAME, self.coordinator)
         people.join(self.group, self.clinician, "clinician")
         people.join(self.group, self.colleague, "clinician")
         people.join(self.group, self.auditor, "auditor")
+        people.join(self.group, self.other, "clinician")
 
 
 @pytest.fixture
@@ -68,31 +72,42 @@ def token_for(database: Database, settings: Settings, person: Person) -> str:
         return token
 
 
-def break_the_glass(database: Database, cast: Cast, patient_id: uuid.UUID) -> None:
-    """A break-the-glass access, written by the one audit mechanism. Threads (where the
-    break-glass API lives) have not landed: the entry is recorded as that API will."""
-    actor = Actor(
-        kind="user",
-        request=RequestInfo(request_id="btg-test-0001", client_ip="203.0.113.7", user_agent="x"),
-        user_id=cast.clinician.user_id,
-        memberships=MappingProxyType({cast.group: Role.CLINICIAN}),
-        scopes=frozenset(Scope),
-        authenticated_at=utcnow(),
-        second_factor=True,
-    )
+def break_the_glass(
+    database: Database, settings: Settings, cast: Cast, patient_id: uuid.UUID
+) -> None:
+    """Sophie opens a thread about the patient; Dr Martin, not in it, breaks the glass to read
+    it, through the threads service (its screen comes with the threads part of the PWA)."""
+
+    def actor(person: Person, request_id: str) -> Actor:
+        return Actor(
+            kind="user",
+            request=RequestInfo(request_id=request_id, client_ip="203.0.113.7", user_agent="x"),
+            user_id=person.user_id,
+            memberships=MappingProxyType({cast.group: Role.CLINICIAN}),
+            scopes=frozenset(Scope),
+            authenticated_at=utcnow(),
+            second_factor=True,
+        )
+
+    keyring = keyring_for(settings)
     with database.unit_of_work() as session:
-        record(
-            session,
-            actor,
-            Access(
-                kind="break-glass",
-                action="E",
-                group_id=cast.group,
-                patient_id=patient_id,
-                purpose_of_use="ETREAT",
-                legal_basis="care-team",
-                reason="Patiente inconsciente aux urgences",
-            ),
+        thread = threads.open_thread(
+            session=session,
+            database=database,
+            actor=actor(cast.other, "open-thread-0001"),
+            settings=settings,
+            keyring=keyring,
+            group_id=cast.group,
+            request=ThreadCreate(patient=f"Patient/{patient_id}", title="Chute à domicile"),
+        )
+    with database.unit_of_work() as session:
+        threads.break_glass(
+            session=session,
+            database=database,
+            actor=actor(cast.clinician, "break-glass-0001"),
+            settings=settings,
+            thread_id=thread.id,
+            request=BreakGlassCreate(reason="Patiente inconsciente aux urgences"),
         )
 
 
@@ -184,7 +199,7 @@ def test_auditor_finds_the_clinicians_accesses_and_checks_integrity(
         headers={"Authorization": f"Bearer {marc}"},
     )
     assert denied.status_code == 403
-    break_the_glass(database, cast, patient_id)
+    break_the_glass(database, settings, cast, patient_id)
     size = sign_checkpoint(database, settings)
 
     sign_in(page, cast.auditor)

@@ -1,12 +1,16 @@
-// Inbox. The case threads (GET /api/v1/groups/{gid}/threads) arrive with the threads part;
-// until then the inbox lists the care groups the user belongs to, from GET /api/v1/me.
+// Inbox: the case threads of my groups, unread first (GET /api/v1/groups/{gid}/threads), and
+// my care groups. Opening a thread, writing, the offline outbox and live updates come with the
+// threads part of the PWA; this list is their entry point.
 
+import { ApiError, api } from "../api.js";
 import { h } from "../dom.js";
-import { t, tn } from "../i18n.js";
+import { formatDateTime, t, tn } from "../i18n.js";
 import { displayName, myGroups } from "../session.js";
 import { badge, emptyState, icon, pageHeader, roleLabel } from "../ui.js";
 
 const ROLE_TONE = { coordinator: "info", auditor: "warning", clinician: "success" };
+// Roles that take part in threads (hdsapp/policy/rules.toml, thread.list).
+const THREAD_ROLES = new Set(["clinician", "coordinator"]);
 
 function groupCard(group) {
   const links = [];
@@ -40,10 +44,95 @@ function groupCard(group) {
   );
 }
 
+/** Threads of every group I take part in; null when the threads API is not there. */
+async function loadThreads(groups) {
+  const lists = await Promise.all(
+    groups.map(async (group) => {
+      try {
+        const answer = await api.get(`/api/v1/groups/${group.id}/threads`, { query: { limit: 50 } });
+        return answer.items.map((thread) => ({ ...thread, groupName: group.name }));
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 404) return null;
+        throw error;
+      }
+    }),
+  );
+  if (lists.length && lists.every((list) => list === null)) return null;
+  return lists
+    .filter(Boolean)
+    .flat()
+    .sort(
+      (a, b) =>
+        (b.unread > 0) - (a.unread > 0) ||
+        (b.priority === "urgent") - (a.priority === "urgent") ||
+        Date.parse(b.last_activity_at) - Date.parse(a.last_activity_at),
+    );
+}
+
+function threadRow(thread, showGroup) {
+  const unread = thread.unread > 0;
+  return h(
+    "li",
+    { class: ["list-item", "thread", unread ? "is-unread" : null], dataset: { threadId: thread.id } },
+    h("span", { class: "avatar", "aria-hidden": "true" }, icon("inbox")),
+    h(
+      "div",
+      { class: "list-main" },
+      h("p", { class: "list-title" }, thread.title),
+      h(
+        "p",
+        { class: "list-meta" },
+        thread.priority === "urgent" ? badge(t("threads.urgent"), "danger") : null,
+        thread.status !== "open" ? badge(t(`threads.status.${thread.status}`)) : null,
+        thread.access === "break-glass" ? badge(t("threads.breakGlass"), "warning") : null,
+        thread.patient_display ? h("span", null, thread.patient_display) : null,
+        showGroup ? h("span", null, thread.groupName) : null,
+        h("span", null, formatDateTime(thread.last_activity_at)),
+      ),
+    ),
+    unread
+      ? h(
+          "span",
+          { class: "unread-count", "aria-label": tn("threads.unread", thread.unread) },
+          String(thread.unread),
+        )
+      : null,
+  );
+}
+
 export async function render({ view }) {
   const groups = myGroups();
+  const threadGroups = groups.filter((g) => THREAD_ROLES.has(g.role));
+  const threads = threadGroups.length ? await loadThreads(threadGroups) : null;
+
+  let threadSection;
+  if (threads === null) {
+    threadSection = h(
+      "section",
+      { class: "card card-muted", "aria-labelledby": "inbox-threads" },
+      h("h2", { class: "card-title", id: "inbox-threads" }, t("inbox.threads")),
+      emptyState(t("inbox.threads.soon.title"), t("inbox.threads.soon.body"), "inbox"),
+    );
+  } else {
+    const unread = threads.filter((thread) => thread.unread > 0).length;
+    threadSection = h(
+      "section",
+      { class: "card", "aria-labelledby": "inbox-threads" },
+      h(
+        "h2",
+        { class: "card-title", id: "inbox-threads" },
+        t("inbox.threads"),
+        unread ? h("span", { class: "muted" }, ` · ${tn("threads.unreadThreads", unread)}`) : null,
+      ),
+      threads.length
+        ? h("ul", { class: "list", id: "thread-list" }, threads.map((th) => threadRow(th, threadGroups.length > 1)))
+        : emptyState(t("threads.none.title"), t("threads.none.body"), "inbox"),
+    );
+  }
+
   view.append(
     pageHeader(t("inbox.title"), t("inbox.welcome", { name: displayName() })),
+    threadSection,
     h(
       "section",
       { class: "card", "aria-labelledby": "inbox-groups" },
@@ -51,12 +140,6 @@ export async function render({ view }) {
       groups.length
         ? h("ul", { class: "list", id: "group-list" }, groups.map(groupCard))
         : emptyState(t("inbox.noGroups.title"), t("inbox.noGroups.body"), "group"),
-    ),
-    h(
-      "section",
-      { class: "card card-muted", "aria-labelledby": "inbox-threads" },
-      h("h2", { class: "card-title", id: "inbox-threads" }, t("inbox.threads")),
-      emptyState(t("inbox.threads.soon.title"), t("inbox.threads.soon.body"), "inbox"),
     ),
   );
   return { title: t("inbox.title") };
