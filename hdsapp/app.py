@@ -18,6 +18,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import Scope
 
 from hdsapp.config import Settings, get_settings
+from hdsapp.core.crypto.errors import CryptoError
 from hdsapp.core.crypto.keyring import keyring_for
 from hdsapp.core.db import Database
 from hdsapp.core.errors import (
@@ -31,6 +32,7 @@ from hdsapp.core.errors import (
 from hdsapp.core.http import BodySizeLimitMiddleware, RequestContextMiddleware, current_request_id
 from hdsapp.core.jobs import configure_celery
 from hdsapp.core.modules import domain_modules
+from hdsapp.keys import service as keys
 from hdsapp.policy import load_table
 from hdsapp.web import endpoints as web_endpoints
 
@@ -58,6 +60,31 @@ def render_error(request: Request, error: HdsError) -> Response:
 async def _on_hds_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HdsError)
     return render_error(request, exc)
+
+
+async def _on_crypto_error(request: Request, exc: Exception) -> Response:
+    # A corrupted ciphertext, a missing or shredded key, an unreachable key provider: never
+    # garbage plaintext, never a traceback. The message names ids and versions only.
+    log.error("crypto failure", extra={"error": type(exc).__name__, "detail": str(exc)})
+    return render_error(
+        request,
+        InternalError("Protected data could not be decrypted or encrypted.", code="crypto-failure"),
+    )
+
+
+def check_key_store(app: FastAPI) -> None:
+    """Re-apply the shred ledger, then refuse to serve if stored data needs a key version that
+    is missing or does not unwrap (hdsapp.keys.service.startup), naming what is missing."""
+    settings: Settings = app.state.settings
+    problems = keys.startup(
+        database=app.state.database,
+        keyring=app.state.keyring,
+        require_root=settings.env == "production",
+    )
+    for problem in problems:
+        log.error("key store self-check failed", extra={"problem": problem})
+    if problems:
+        raise RuntimeError("key store self-check failed, refusing to serve: " + "; ".join(problems))
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> Response:
@@ -139,6 +166,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        check_key_store(app)
         yield
         if owns_database:
             app.state.database.dispose()
@@ -163,6 +191,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.error_renderers = []
 
     app.add_exception_handler(HdsError, _on_hds_error)
+    app.add_exception_handler(CryptoError, _on_crypto_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
 

@@ -94,12 +94,15 @@ def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> Outcome:
 
 
 def cmd_check(_args: argparse.Namespace, settings: Settings) -> Outcome:
+    from hdsapp.core.crypto.keyring import keyring_for
     from hdsapp.core.jobs import configure_celery
     from hdsapp.system import service
 
     database = Database(settings.effective_database_url)
     try:
-        readiness = service.readiness(database=database, celery=configure_celery(settings))
+        readiness = service.readiness(
+            database=database, celery=configure_celery(settings), keyring=keyring_for(settings)
+        )
     finally:
         database.dispose()
     problems = [f"{c.name}: {c.reason}" for c in readiness.checks if not c.ok]
@@ -118,6 +121,8 @@ def cmd_demo(_args: argparse.Namespace, settings: Settings) -> Outcome:
     from hdsapp.groups import service as groups
     from hdsapp.identity import service as identity
     from hdsapp.patients import service as patients
+    from hdsapp.threads import service as threads
+    from hdsapp.threads.blobs import FilesystemBlobStore
 
     if settings.env == "production":
         raise CommandError("demo accounts have published credentials: refused in production")
@@ -137,24 +142,37 @@ def cmd_demo(_args: argparse.Namespace, settings: Settings) -> Outcome:
             members={u["email"]: Role(u["role"]) for u in users},
         )
         # The demo doctor registers the demo patients (as the audit log records it).
-        doctor = identity.user_by_email(
-            session, next(d.email for d in identity.DEMO_USERS if d.key == "doctor")
-        )
-        patients.seed_demo_patients(
+        clinicians = {}
+        for demo in identity.DEMO_USERS:
+            user = identity.user_by_email(session, demo.email)
+            if demo.role == Role.CLINICIAN:
+                clinicians[demo.key] = Actor(
+                    kind="user",
+                    request=SYSTEM_REQUEST,
+                    user_id=user.id,
+                    rpps=user.rpps,
+                    profession=user.profession,
+                    memberships={group_id: Role.CLINICIAN},
+                    scopes=ALL_SCOPES,
+                )
+        patient_ids = patients.seed_demo_patients(
             session=session,
             database=database,
             settings=settings,
             keyring=keyring,
             group_id=group_id,
-            clinician=Actor(
-                kind="user",
-                request=SYSTEM_REQUEST,
-                user_id=doctor.id,
-                rpps=doctor.rpps,
-                profession=doctor.profession,
-                memberships={group_id: Role.CLINICIAN},
-                scopes=ALL_SCOPES,
-            ),
+            clinician=clinicians["doctor"],
+        )
+        # Threads with messages, a task and an attachment, written by the demo clinicians.
+        threads.seed_demo_threads(
+            session=session,
+            database=database,
+            settings=settings,
+            keyring=keyring,
+            store=FilesystemBlobStore(settings.blob_path),
+            group_id=group_id,
+            patient_ids=patient_ids,
+            members=clinicians,
         )
     data: dict[str, Any] = {"group_id": str(group_id), "users": users}
     lines = [

@@ -62,6 +62,8 @@ NOT_AUDITED: dict[str, str] = {
 # Request bodies and query strings the OpenAPI-based builder cannot guess, by "METHOD path".
 EXAMPLES: dict[str, dict[str, Any]] = {
     "POST /api/v1/groups": {"json": {"name": "Test group", "coordinator": "someone@example.org"}},
+    # The Organization of a FHIR base is its group (any other id: 404 before any use case).
+    "GET /fhir/{gid}/Organization/{id}": {"url": f"/fhir/{GROUP}/Organization/{GROUP}"},
 }
 
 

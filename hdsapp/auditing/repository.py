@@ -7,6 +7,7 @@ signer, or of the verifier; the service decides which.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -231,6 +232,22 @@ def find_entries(
         statement = statement.where(col(AuditEntry.position) < before)
     statement = statement.order_by(col(AuditEntry.position).desc()).limit(limit)
     return session.execute(statement).scalars().all()
+
+
+def count_matching(session: Session, query: EntryFilter) -> int:
+    """How many of a group's entries match ``query`` (the total of a search)."""
+    inner = _group_entries(query).subquery()
+    return int(session.execute(sa.select(sa.func.count()).select_from(inner)).scalar_one())
+
+
+def entry_by_event_id(
+    session: Session, group_id: uuid.UUID, event_id: uuid.UUID
+) -> AuditEntry | None:
+    """One of a group's entries, by the id of its AuditEvent."""
+    statement = _group_entries(EntryFilter(group_id=group_id)).where(
+        col(AuditEntry.event_id) == event_id
+    )
+    return session.execute(statement).scalars().first()
 
 
 def group_span(session: Session, query: EntryFilter) -> tuple[int, int] | None:

@@ -42,6 +42,7 @@ class AuditEntryPublic(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditEntryPublic]
     next_cursor: str | None
+    total: int | None = Field(default=None, description="matching entries, when asked for")
 
 
 class InclusionProof(BaseModel):

@@ -123,8 +123,10 @@ def query_log(
     limit: int = 50,
     query_string: str | None = None,
     settings: Settings,
+    with_total: bool = False,
 ) -> AuditPage:
-    """A group's entries, newest first (ITI-81-style AuditEvent search)."""
+    """A group's entries, newest first (ITI-81-style AuditEvent search); ``with_total``: how
+    many match, too."""
     access = Access(
         kind="audit-query",
         action="E",
@@ -141,7 +143,37 @@ def query_log(
         rows = repository.find_entries(session, query, before=before, limit=limit + 1)
         items = [_public(row) for row in rows[:limit]]
         more = len(rows) > limit
-        return AuditPage(items=items, next_cursor=str(items[-1].index) if more else None)
+        total = repository.count_matching(session, query) if with_total else None
+        return AuditPage(
+            items=items, next_cursor=str(items[-1].index) if more else None, total=total
+        )
+
+
+def read_entry(
+    *,
+    session: Session,
+    database: Database,
+    actor: Actor,
+    settings: Settings,
+    group_id: uuid.UUID,
+    event_id: uuid.UUID,
+) -> AuditEntryPublic:
+    """One entry of a group's log, by its AuditEvent id (FHIR AuditEvent read). Policy:
+    ``audit.query``; itself an entry (kind ``audit-query``), refusals included."""
+    access = Access(
+        kind="audit-query",
+        action="R",
+        group_id=group_id,
+        resource_type="AuditEvent",
+        resource_id=str(event_id),
+        purpose_of_use=AUDIT_PURPOSE,
+    )
+    with audited(session, database, actor, access) as scope:
+        _require_auditor(actor, "audit.query", group_id, scope, settings)
+        row = repository.entry_by_event_id(session, group_id, event_id)
+        if row is None:
+            raise NotFound("No such audit event.")
+        return _public(row)
 
 
 # -- export ---------------------------------------------------------------------------------

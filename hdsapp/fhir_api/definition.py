@@ -30,6 +30,8 @@ class ResourceDef:
     type: str
     operations: tuple[Operation, ...]
     search: tuple[str, ...] = ()
+    # Search parameters a search must carry (400 without them).
+    required_search: tuple[str, ...] = ()
     documentation: str = ""
     profile: str | None = None
     supported_profiles: tuple[str, ...] = ()

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 
 from hdsapp.core.accesslog import AUDITED_ROUTE
-from hdsapp.core.errors import HdsError, NotFound
+from hdsapp.core.errors import HdsError, MethodNotAllowed, NotFound
 from hdsapp.dependencies import ActorDep, DatabaseDep, KeyringDep, SessionDep, SettingsDep
 from hdsapp.fhir_api import artefacts
 from hdsapp.fhir_api.capability import metadata
@@ -97,8 +97,23 @@ def get_metadata(request: Request, gid: Gid) -> Response:
     return response(fhir, metadata(fhir))
 
 
-def _declaration(definition: ResourceDef, operation: Operation) -> dict[str, Any]:
+def _declaration(entry: Registered, operation: Operation) -> dict[str, Any]:
+    definition = entry.definition
     extra: dict[str, Any] = {**AUDITED_ROUTE, **route_action(operation.action, *operation.also)}
+    if operation.code == "search-type":
+        extra["parameters"] = [
+            {
+                "name": param.name,
+                "in": "query",
+                "required": param.name in definition.required_search,
+                "description": param.documentation,
+                "schema": {"type": "string", **_search_example(param)},
+            }
+            for param in entry.search_params
+        ] + [
+            {"name": "_count", "in": "query", "required": False, "schema": {"type": "integer"}},
+            {"name": "_cursor", "in": "query", "required": False, "schema": {"type": "string"}},
+        ]
     if operation.code in {"create", "update"}:
         example = _example(definition, with_id=operation.code == "update")
         schema = {"type": "object", "examples": [example]} if example else {"type": "object"}
@@ -107,6 +122,13 @@ def _declaration(definition: ResourceDef, operation: Operation) -> dict[str, Any
             "content": {FHIR_JSON: {"schema": schema}, "application/json": {"schema": schema}},
         }
     return extra
+
+
+def _search_example(param: SearchParam) -> dict[str, Any]:
+    if param.type == "reference":
+        target = "Patient" if param.name == "patient" else "Practitioner"
+        return {"examples": [f"{target}/{EXAMPLE_ID}"]}
+    return {}
 
 
 def _example(definition: ResourceDef, *, with_id: bool) -> dict[str, Any] | None:
@@ -202,7 +224,7 @@ def _register(target: APIRouter) -> None:
                 path,
                 make(entry, operation),
                 methods=[method],
-                openapi_extra=_declaration(entry.definition, operation),
+                openapi_extra=_declaration(entry, operation),
                 summary=f"{name}: {operation.code}",
                 name=f"fhir_{name}_{operation.code}",
                 response_class=Response,
@@ -212,8 +234,27 @@ def _register(target: APIRouter) -> None:
 _register(router)
 
 
+def _served_type(path: str) -> str | None:
+    """The registered type named by ``/fhir/{gid}/{type}`` or ``/fhir/{gid}/{type}/{id}``."""
+    parts = path.removeprefix(PREFIX + "/").split("/")
+    if len(parts) in {2, 3} and parts[1] in registry() and all(parts):
+        return parts[1]
+    return None
+
+
 def render_outcome(request: Request, error: HdsError) -> Response:
-    """An error under /fhir as an OperationOutcome, with the error's status and headers."""
+    """An error under /fhir as an OperationOutcome, with the error's status and headers.
+
+    The router's own 404 (no route: a plain ``HdsError``, not a use case's ``NotFound``) on a
+    served type's path is an interaction this server does not support: 405."""
+    if type(error) is HdsError and error.status == 404:
+        resource_type = _served_type(request.url.path)
+        if resource_type is not None:
+            error = MethodNotAllowed(
+                f"This interaction on {resource_type} is not supported (see the"
+                " CapabilityStatement).",
+                code="interaction-not-supported",
+            )
     headers = dict(error.headers)
     headers["content-type"] = f"{FHIR_JSON}; charset=utf-8"
     return Response(

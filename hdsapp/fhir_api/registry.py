@@ -15,7 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hdsapp.fhir_api import artefacts, patient
+from hdsapp.fhir_api import (
+    artefacts,
+    audit_event,
+    consent,
+    organization,
+    patient,
+    practitioner,
+)
 from hdsapp.fhir_api.definition import ResourceDef
 from hdsapp.fhir_api.wire import SearchParam
 
@@ -31,7 +38,13 @@ class RegistryError(RuntimeError):
 
 
 def definitions() -> Sequence[ResourceDef]:
-    return [patient.DEFINITION]
+    return [
+        patient.DEFINITION,
+        practitioner.DEFINITION,
+        organization.DEFINITION,
+        consent.DEFINITION,
+        audit_event.DEFINITION,
+    ]
 
 
 def build(
@@ -59,6 +72,7 @@ def build(
                     modifiers=frozenset(artefact.get("modifier", [])),
                     definition=str(artefact["url"]),
                     documentation=str(artefact.get("description", "")),
+                    repeatable=artefact.get("multipleAnd") is True,
                 )
             )
         registry[definition.type] = Registered(definition=definition, search_params=tuple(params))

@@ -4,7 +4,8 @@ searchset Bundle with ``total`` and ``self``/``next`` links.
 Rules (documented in each SearchParameter of ``fhir/SearchParameter/`` and in the
 CapabilityStatement): a parameter the type does not declare, or a modifier it does not accept,
 answers 400 — or is ignored with ``Prefer: handling=lenient``; a parameter may appear once; a
-comma (a list of alternatives) is not supported; an empty value is ignored. ``_count`` is
+comma (a list of alternatives) is not supported; an empty value is ignored. A parameter whose
+definition says ``multipleAnd`` may appear twice (``date=ge…&date=lt…``). ``_count`` is
 capped at ``MAX_COUNT``; ``next`` carries ``_cursor``, the service's keyset cursor, opaque to
 clients (each page is filtered by the policy again).
 """
@@ -23,6 +24,7 @@ from hdsapp.fhir_api.wire import FhirRequest, SearchParam, lenient
 DEFAULT_COUNT = 50
 MAX_COUNT = 100
 MAX_CURSOR = 512
+MAX_REPEATS = 2  # a repeatable parameter (multipleAnd), e.g. date=ge...&date=lt...
 # Accepted on every search, not search parameters.
 RESULT_PARAMETERS = frozenset({"_format", "_pretty", "_count", "_cursor"})
 _UNESCAPED_COMMA = re.compile(r"(?<!\\),")
@@ -30,16 +32,21 @@ _UNESCAPED_COMMA = re.compile(r"(?<!\\),")
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Search:
-    """A parsed search: one value per parameter (``modifiers``: the modifier used, if any)."""
+    """A parsed search: the values of each parameter (one, unless its definition allows
+    ``multipleAnd``), and the modifier used, if any."""
 
     resource_type: str
-    values: Mapping[str, str]
+    values: Mapping[str, tuple[str, ...]]
     modifiers: Mapping[str, str] = field(default_factory=dict)
     count: int = DEFAULT_COUNT
     cursor: str | None = None
 
     def get(self, name: str) -> str | None:
-        return self.values.get(name)
+        found = self.values.get(name)
+        return found[0] if found else None
+
+    def all(self, name: str) -> tuple[str, ...]:
+        return self.values.get(name, ())
 
 
 def _bad(message: str) -> BadRequest:
@@ -50,7 +57,7 @@ def parse_search(request: FhirRequest, params: Iterable[SearchParam] | None = No
     """The search of ``request`` against ``params`` (default: the request's type's)."""
     declared = {p.name: p for p in (request.search_params if params is None else params)}
     resource_type = request.resource_type or ""
-    values: dict[str, str] = {}
+    values: dict[str, tuple[str, ...]] = {}
     modifiers: dict[str, str] = {}
     count, cursor = DEFAULT_COUNT, None
     for key, value in request.params:
@@ -76,11 +83,13 @@ def parse_search(request: FhirRequest, params: Iterable[SearchParam] | None = No
             )
         if value == "":
             continue
-        if name in values:
-            raise _bad(f"The search parameter {name!r} may appear only once.")
+        if name in values and (not spec.repeatable or len(values[name]) >= MAX_REPEATS):
+            raise _bad(f"The search parameter {name!r} may not appear this often.")
+        if modifiers.get(name, modifier) != modifier:
+            raise _bad(f"The search parameter {name!r} is repeated with another modifier.")
         if _UNESCAPED_COMMA.search(value):
             raise _bad(f"Lists of values (commas) are not supported for {name!r}.")
-        values[name] = value.replace("\\,", ",")
+        values[name] = (*values.get(name, ()), value.replace("\\,", ","))
         if modifier:
             modifiers[name] = modifier
     return Search(
@@ -100,9 +109,10 @@ def _count(value: str) -> int:
 
 def _query(search: Search, cursor: str | None) -> str:
     pairs: list[tuple[str, str]] = []
-    for name, value in search.values.items():
+    for name, values in search.values.items():
         modifier = search.modifiers.get(name)
-        pairs.append((f"{name}:{modifier}" if modifier else name, value.replace(",", "\\,")))
+        key = f"{name}:{modifier}" if modifier else name
+        pairs.extend((key, value.replace(",", "\\,")) for value in values)
     pairs.append(("_count", str(search.count)))
     if cursor is not None:
         pairs.append(("_cursor", cursor))

@@ -63,6 +63,7 @@ class SearchParam:
     modifiers: frozenset[str] = frozenset()
     definition: str = ""
     documentation: str = ""
+    repeatable: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -289,3 +290,19 @@ def render(request: FhirRequest, result: FhirResult) -> tuple[int, dict[str, str
     headers["content-type"] = f"{FHIR_JSON}; charset=utf-8"
     pretty = any(value == "true" for value in request.param_values("_pretty"))
     return result.status, headers, dumps(body, pretty=pretty)
+
+
+def reference_id(value: str, resource_type: str, *, base: str | None = None) -> uuid.UUID:
+    """The id in a reference to ``resource_type``: ``Type/{id}``, the bare id, or an absolute
+    URL on ``base``. ValueError if it is none of these."""
+    if base is not None and value.startswith(base + "/"):
+        value = value[len(base) + 1 :]
+    value = value.removeprefix(f"{resource_type}/")
+    if "/" in value:
+        raise ValueError(value)
+    return uuid.UUID(value)
+
+
+def instant(moment: dt.datetime) -> str:
+    """A FHIR instant (UTC, ``Z``)."""
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")

@@ -202,6 +202,37 @@ def list_members(
     return [(row[0], row[1]) for row in session.execute(statement).all()]
 
 
+def members_matching(
+    session: Session,
+    *,
+    group_id: uuid.UUID,
+    user_ids: Sequence[uuid.UUID] | None = None,
+    rpps: str | None = None,
+    idnps: str | None = None,
+    practitioner_id: str | None = None,
+    limit: int,
+) -> Sequence[tuple[Membership, User]]:
+    """The group's members (not removed) with these ids and identifiers, oldest first;
+    ``practitioner_id`` matches an RPPS or an IDNPS."""
+    statement = (
+        select(Membership, User)
+        .join(User, col(User.id) == col(Membership.user_id))
+        .where(col(Membership.group_id) == group_id, col(Membership.status) != "removed")
+    )
+    if user_ids is not None:
+        statement = statement.where(col(Membership.user_id).in_(user_ids))
+    if rpps is not None:
+        statement = statement.where(col(User.rpps) == rpps)
+    if idnps is not None:
+        statement = statement.where(col(User.idnps) == idnps)
+    if practitioner_id is not None:
+        statement = statement.where(
+            or_(col(User.rpps) == practitioner_id, col(User.idnps) == practitioner_id)
+        )
+    statement = statement.order_by(col(Membership.created_at), col(Membership.id)).limit(limit)
+    return [(row[0], row[1]) for row in session.execute(statement).all()]
+
+
 # -- invitations -------------------------------------------------------------------------------
 
 

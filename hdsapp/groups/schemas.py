@@ -76,6 +76,7 @@ class GroupPublic(BaseModel):
     created_at: dt.datetime
     role: RoleName | None = Field(description="the caller's role in the group, if a member")
     member_count: int = Field(description="active members")
+    updated_at: dt.datetime | None = None
 
 
 class GroupList(BaseModel):
@@ -92,6 +93,7 @@ class MemberPublic(BaseModel):
     display_name: str
     email: str | None
     rpps: str | None
+    idnps: str | None = None
     profession: str | None
     role: RoleName
     status: MemberStatus
@@ -104,6 +106,7 @@ class MemberPublic(BaseModel):
 class MemberList(BaseModel):
     items: list[MemberPublic]
     next_cursor: str | None
+    total: int | None = Field(default=None, description="matching members (member searches)")
 
 
 class MemberUpdate(StrictRequest):

@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import re
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 from sqlmodel import Session, col
@@ -20,6 +21,7 @@ from sqlmodel import Session, col
 from hdsapp.config import Settings
 from hdsapp.core.accesslog import Access, AuditScope, audited
 from hdsapp.core.actor import Actor, Role
+from hdsapp.core.crypto.blind_index import normalize_family_name
 from hdsapp.core.crypto.keyring import Keyring
 from hdsapp.core.db import Database, utcnow
 from hdsapp.core.errors import (
@@ -142,6 +144,7 @@ def _group_public(
         created_at=group.created_at,
         role=role.value if role is not None else None,
         member_count=member_count,
+        updated_at=group.updated_at,
     )
 
 
@@ -283,6 +286,7 @@ def _member_public(membership: Membership, user: User, now: dt.datetime) -> Memb
         display_name=user.display_name,
         email=user.email,
         rpps=user.rpps,
+        idnps=user.idnps,
         profession=user.profession,
         role=_role_name(membership.role),
         status=membership.status,
@@ -340,6 +344,136 @@ def list_members(
             items=[_member_public(m, u, context.now) for m, u in page],
             next_cursor=pagination.encode_cursor(last.created_at, last.id) if last else None,
         )
+
+
+# A member search reads the whole (not removed) membership of the group, which every caller
+# allowed to list members may see, then filters names here: at most this many rows.
+MAX_MEMBER_SCAN = 5000
+
+
+def _name_parts(name: str) -> list[str]:
+    """``"Jean-Pierre D'Arc"`` -> the normalised name from each word on: jeanpierredarc,
+    pierredarc, darc, arc (a name "starts with" a value when one of them does)."""
+    words = [w for w in re.split(r"[\s\-'\u2019]+", name) if w]
+    parts = []
+    for start in range(len(words)):
+        try:
+            parts.append(normalize_family_name(" ".join(words[start:])))
+        except ValueError:
+            continue
+    return parts
+
+
+def search_members(
+    *,
+    session: Session,
+    database: Database,
+    actor: Actor,
+    settings: Settings,
+    group_id: uuid.UUID,
+    user_ids: Sequence[uuid.UUID] | None = None,
+    rpps: str | None = None,
+    idnps: str | None = None,
+    practitioner_id: str | None = None,
+    name: str | None = None,
+    cursor: str | None = None,
+    limit: int = pagination.DEFAULT_LIMIT,
+) -> MemberList:
+    """The group's practitioners (members not removed) by id, RPPS, IDNPS and name (a word of
+    the display name starts with ``name``; case, accents, spaces, hyphens and apostrophes
+    ignored), with ``total``. The audit entry lists the results as ``Practitioner/{user id}``.
+    Policy: ``member.list``."""
+    access = dataclasses.replace(
+        _member_access("search", "E", group_id),
+        resource_type="Practitioner",
+        query="Practitioner?"
+        + "&".join(
+            f"{key}=*"
+            for key, value in (
+                ("_id", user_ids),
+                ("rpps", rpps),
+                ("idnps", idnps),
+                ("identifier", practitioner_id),
+                ("name", name),
+            )
+            if value is not None
+        ),
+    )
+    with audited(session, database, actor, access) as scope:
+        context = policy_context(settings)
+        resource = Resource(type=ResourceType.MEMBERSHIP, group_id=group_id)
+        authorize(actor, "member.list", resource, context, scope)
+        if repository.group_by_id(session, group_id) is None:
+            raise not_found(ResourceType.GROUP)
+        wanted = None
+        if name is not None:
+            try:
+                wanted = normalize_family_name(name)
+            except ValueError:
+                raise Unprocessable(
+                    "The name has no letter.",
+                    code="invalid-search",
+                    extra={"errors": [{"path": "name", "msg": "the name has no letter"}]},
+                ) from None
+        rows = repository.members_matching(
+            session,
+            group_id=group_id,
+            user_ids=user_ids,
+            rpps=rpps,
+            idnps=idnps,
+            practitioner_id=practitioner_id,
+            limit=MAX_MEMBER_SCAN + 1,
+        )
+        if len(rows) > MAX_MEMBER_SCAN:
+            raise Unprocessable(
+                "Too many members to search by name: narrow the search down.",
+                code="invalid-search",
+            )
+        if wanted is not None:
+            rows = [
+                (m, u)
+                for m, u in rows
+                if any(part.startswith(wanted) for part in _name_parts(u.display_name))
+            ]
+        total = len(rows)
+        if cursor:
+            after = pagination.decode_cursor(cursor, dt.datetime, uuid.UUID)
+            rows = [(m, u) for m, u in rows if (m.created_at, m.id) > after]
+        limit = _limit(limit)
+        page = rows[:limit]
+        scope.result_refs = [f"Practitioner/{u.id}" for _, u in page]
+        last = page[-1][0] if len(rows) > limit else None
+        return MemberList(
+            items=[_member_public(m, u, context.now) for m, u in page],
+            next_cursor=pagination.encode_cursor(last.created_at, last.id) if last else None,
+            total=total,
+        )
+
+
+def get_member(
+    *,
+    session: Session,
+    database: Database,
+    actor: Actor,
+    settings: Settings,
+    group_id: uuid.UUID,
+    user_id: uuid.UUID,
+) -> MemberPublic:
+    """One practitioner of the group (a member not removed). Policy: ``member.list``."""
+    access = dataclasses.replace(
+        _member_access("read", "R", group_id),
+        resource_type="Practitioner",
+        resource_id=str(user_id),
+    )
+    with audited(session, database, actor, access) as scope:
+        context = policy_context(settings)
+        resource = Resource(type=ResourceType.MEMBERSHIP, group_id=group_id)
+        authorize(actor, "member.list", resource, context, scope)
+        rows = repository.members_matching(session, group_id=group_id, user_ids=[user_id], limit=1)
+        if not rows:
+            raise not_found(ResourceType.MEMBERSHIP)
+        membership, user = rows[0]
+        return _member_public(membership, user, context.now)
 
 
 def _the_group(session: Session, group_id: uuid.UUID) -> CareGroup:

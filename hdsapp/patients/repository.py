@@ -197,6 +197,22 @@ def opposition_by_id(
     return session.scalars(statement).first()
 
 
+def opposition_in_group(
+    session: Session, *, group_id: uuid.UUID, opposition_id: uuid.UUID
+) -> Opposition | None:
+    statement = select(Opposition).where(
+        col(Opposition.group_id) == group_id, col(Opposition.id) == opposition_id
+    )
+    return session.scalars(statement).first()
+
+
+def count_oppositions_of(session: Session, *, patient_id: uuid.UUID) -> int:
+    statement = (
+        select(func.count()).select_from(Opposition).where(col(Opposition.patient_id) == patient_id)
+    )
+    return int(session.execute(statement).scalar_one())
+
+
 def professionals_of(
     session: Session, opposition_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[uuid.UUID]]:

@@ -93,3 +93,4 @@ class OppositionPublic(BaseModel):
 class OppositionList(BaseModel):
     items: list[OppositionPublic]
     next_cursor: str | None
+    total: int | None = Field(default=None, description="the patient's oppositions")

@@ -753,7 +753,37 @@ def list_oppositions(
         return OppositionList(
             items=[_opposition_public(o, named[o.id]) for o in page],
             next_cursor=pagination.encode_cursor(last.recorded_at, last.id) if last else None,
+            total=repository.count_oppositions_of(session, patient_id=patient_id),
         )
+
+
+def get_opposition(
+    *,
+    session: Session,
+    database: Database,
+    actor: Actor,
+    settings: Settings,
+    group_id: uuid.UUID,
+    opposition_id: uuid.UUID,
+) -> OppositionPublic:
+    """One opposition of the group (FHIR Consent read). Policy: ``opposition.list`` — the
+    oppositions stay readable to the team that must honour them."""
+    access = dataclasses.replace(
+        Access(kind="read", action="R", group_id=group_id, resource_type="Consent"),
+        resource_id=str(opposition_id),
+    )
+    with audited(session, database, actor, access) as scope:
+        context = groups.policy_context(settings)
+        resource = Resource(type=ResourceType.OPPOSITION, group_id=group_id, id=opposition_id)
+        groups.authorize(actor, "opposition.list", resource, context, scope)
+        opposition = repository.opposition_in_group(
+            session, group_id=group_id, opposition_id=opposition_id
+        )
+        if opposition is None:
+            raise groups.not_found(ResourceType.OPPOSITION)
+        scope.patient_id = opposition.patient_id
+        named = repository.professionals_of(session, [opposition.id])
+        return _opposition_public(opposition, named[opposition.id])
 
 
 def lift_opposition(

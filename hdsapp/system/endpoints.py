@@ -14,5 +14,9 @@ def healthz() -> Liveness:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 def readyz(request: Request) -> JSONResponse:
-    result = service.readiness(database=request.app.state.database, celery=request.app.state.celery)
+    result = service.readiness(
+        database=request.app.state.database,
+        celery=request.app.state.celery,
+        keyring=request.app.state.keyring,
+    )
     return JSONResponse(result.model_dump(), status_code=200 if result.ready else 503)

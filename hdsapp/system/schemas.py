@@ -4,7 +4,7 @@ from pydantic import BaseModel
 
 
 class Check(BaseModel):
-    name: Literal["database", "schema", "broker"]
+    name: Literal["database", "schema", "broker", "keys"]
     ok: bool
     reason: str | None = None
 

@@ -9,7 +9,9 @@ from celery import Celery
 from sqlalchemy.exc import SQLAlchemyError
 
 from hdsapp import migrations
+from hdsapp.core.crypto.keyring import Keyring
 from hdsapp.core.db import Database
+from hdsapp.keys import service as keys
 from hdsapp.system import repository
 from hdsapp.system.schemas import Check, Readiness
 
@@ -47,6 +49,13 @@ def check_broker(celery: Celery) -> Check:
     return Check(name="broker", ok=True)
 
 
-def readiness(*, database: Database, celery: Celery) -> Readiness:
+def check_keys(database: Database, keyring: Keyring) -> Check:
+    reason = keys.readiness(database=database, keyring=keyring)
+    return Check(name="keys", ok=reason is None, reason=reason)
+
+
+def readiness(*, database: Database, celery: Celery, keyring: Keyring | None = None) -> Readiness:
     checks = [*check_database(database), check_broker(celery)]
+    if keyring is not None and checks[1].ok:
+        checks.append(check_keys(database, keyring))
     return Readiness(ready=all(c.ok for c in checks), checks=checks)

@@ -6,9 +6,11 @@ Lists of threads and tasks go through the access-aware builder of the groups dom
 (``thread_predicates``): the same predicates the single-thread decisions use, so a list never
 returns, and an unread count never counts, what the caller may not see.
 
-Posting serialises per thread: ``lock_thread`` takes the thread row ``FOR NO KEY UPDATE`` on
-PostgreSQL (rows that merely reference the thread, such as a new participant, are not blocked);
-SQLite transactions already start with ``BEGIN IMMEDIATE``.
+Posting serialises per thread: ``thread_with_participant(lock=True)`` takes the thread row
+``FOR NO KEY UPDATE`` on PostgreSQL (rows that merely reference the thread, such as a new
+participant, are not blocked); SQLite transactions already start with ``BEGIN IMMEDIATE``. A
+message goes in with ``ON CONFLICT DO NOTHING`` on (thread, client_id): a client id used again
+is found, not an error that would abort the transaction.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 
 from hdsapp.groups.repository import RowPredicate
@@ -105,31 +109,60 @@ def thread_by_id(session: Session, thread_id: uuid.UUID) -> Thread | None:
     return session.get(Thread, thread_id)
 
 
-def lock_thread(session: Session, thread_id: uuid.UUID) -> Thread | None:
-    """The thread, locked until the transaction ends: ``FOR NO KEY UPDATE`` on PostgreSQL
-    (posts to the thread queue here; inserts that only reference the thread do not); SQLite
-    renders no lock clause, its transactions hold the database's write lock already."""
+def thread_with_participant(
+    session: Session, thread_id: uuid.UUID, user_id: uuid.UUID | None, *, lock: bool = False
+) -> tuple[Thread, ThreadParticipant | None, str | None] | None:
+    """The thread, the caller's current participation (None if not, or removed) and the
+    caller's display name, in one query. ``lock``: the thread row is locked until the
+    transaction ends, ``FOR NO KEY UPDATE OF thread`` on PostgreSQL (posts to the thread queue
+    there; inserts that only reference the thread do not); SQLite renders no lock clause, its
+    transactions hold the database's write lock already."""
     statement = (
-        select(Thread)
+        select(Thread, ThreadParticipant, col(User.display_name))
+        .outerjoin(
+            ThreadParticipant,
+            and_(
+                col(ThreadParticipant.thread_id) == col(Thread.id),
+                col(ThreadParticipant.user_id) == user_id,
+                col(ThreadParticipant.removed_at).is_(None),
+            ),
+        )
+        .outerjoin(User, col(User.id) == user_id)
         .where(col(Thread.id) == thread_id)
-        .with_for_update(key_share=True)
-        .execution_options(populate_existing=True)
     )
-    return session.scalars(statement).first()
+    if lock:
+        statement = statement.with_for_update(key_share=True, of=Thread).execution_options(
+            populate_existing=True
+        )
+    found = session.execute(statement).first()
+    return None if found is None else (found[0], found[1], found[2])
 
 
-def next_seq(session: Session, thread: Thread, *, now: dt.datetime) -> int:
-    """Take the thread's next seq (the thread row is locked by ``lock_thread``)."""
-    seq = thread.last_seq + 1
+def insert_message(session: Session, values: dict[str, Any]) -> bool:
+    """Insert a message unless its (thread, client_id) is taken: the unique constraint decides,
+    ``ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite) turns the conflict into "not inserted"
+    without aborting the transaction. True if inserted."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(Message)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["thread_id", "client_id"])
+        .returning(col(Message.id))
+    )
+    return session.execute(statement).first() is not None
+
+
+def advance(session: Session, thread: Thread, seq: int, *, now: dt.datetime) -> None:
+    """The thread's last seq is now ``seq`` (the thread row is locked)."""
     session.execute(
         update(Thread)
         .where(col(Thread.id) == thread.id)
         .values(last_seq=seq, last_activity_at=now)
         .execution_options(synchronize_session=False)
     )
-    thread.last_seq = seq
-    thread.last_activity_at = now
-    return seq
+    set_committed_value(thread, "last_seq", seq)
+    set_committed_value(thread, "last_activity_at", now)
 
 
 def touch(session: Session, thread_id: uuid.UUID, now: dt.datetime) -> None:
@@ -383,16 +416,18 @@ def message_by_id(session: Session, thread_id: uuid.UUID, message_id: uuid.UUID)
 
 def list_messages(
     session: Session, *, thread_id: uuid.UUID, after: int, limit: int
-) -> Sequence[tuple[Message, Attachment | None]]:
-    """Messages with ``seq > after`` in order (an index range scan on (thread_id, seq))."""
+) -> Sequence[tuple[Message, Attachment | None, str]]:
+    """Messages with ``seq > after`` in order (an index range scan on (thread_id, seq)), with
+    their attachment and their author's display name."""
     statement = (
-        select(Message, Attachment)
+        select(Message, Attachment, col(User.display_name))
         .outerjoin(Attachment, col(Attachment.message_id) == col(Message.id))
+        .join(User, col(User.id) == col(Message.author_id))
         .where(col(Message.thread_id) == thread_id, col(Message.seq) > after)
         .order_by(col(Message.seq))
         .limit(limit)
     )
-    return [(row[0], row[1]) for row in session.execute(statement).all()]
+    return [(row[0], row[1], row[2]) for row in session.execute(statement).all()]
 
 
 # -- read positions ----------------------------------------------------------------------------

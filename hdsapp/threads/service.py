@@ -286,6 +286,7 @@ class ThreadAccess:
     participant: ThreadParticipant | None
     grant: BreakGlassGrant | None
     opposed: bool
+    caller_name: str | None = None
 
     def resource(self, type_: ResourceType) -> Resource:
         return Resource(
@@ -304,14 +305,18 @@ class ThreadAccess:
         return self.participant.visible_from_seq if self.participant is not None else 0
 
 
-def _standing(session: Session, actor: Actor, thread: Thread, now: dt.datetime) -> ThreadAccess:
+def _standing(
+    session: Session, actor: Actor, thread_id: uuid.UUID, now: dt.datetime, *, lock: bool = False
+) -> ThreadAccess:
+    """The thread (404 if there is none) and the caller's standing in it."""
+    found = repository.thread_with_participant(session, thread_id, actor.user_id, lock=lock)
+    if found is None:
+        raise not_found(ResourceType.THREAD)
+    thread, member, name = found
     user_id = actor.user_id
     if user_id is None or actor.role_in(thread.group_id) is None:
         # Outside the group: the policy refuses (404) whatever the standing.
         return ThreadAccess(thread=thread, participant=None, grant=None, opposed=False)
-    member = repository.participant(session, thread.id, user_id)
-    if member is not None and member.removed_at is not None:
-        member = None
     # A grant only matters to someone who is not a participant (the table's participant rules
     # come first, and break-the-glass is for outsiders).
     grant = (
@@ -320,18 +325,9 @@ def _standing(session: Session, actor: Actor, thread: Thread, now: dt.datetime) 
     opposed = thread.patient_id is not None and patients.opposition_applies(
         session, patient_id=thread.patient_id, user_id=user_id
     )
-    return ThreadAccess(thread=thread, participant=member, grant=grant, opposed=opposed)
-
-
-def _thread_or_404(session: Session, thread_id: uuid.UUID, *, lock: bool = False) -> Thread:
-    thread = (
-        repository.lock_thread(session, thread_id)
-        if lock
-        else repository.thread_by_id(session, thread_id)
+    return ThreadAccess(
+        thread=thread, participant=member, grant=grant, opposed=opposed, caller_name=name
     )
-    if thread is None:
-        raise not_found(ResourceType.THREAD)
-    return thread
 
 
 def _authorize(
@@ -365,8 +361,7 @@ def _load(
     lock: bool = False,
 ) -> ThreadAccess:
     scope.resource_id = scope.resource_id or str(thread_id)
-    thread = _thread_or_404(session, thread_id, lock=lock)
-    standing = _standing(session, actor, thread, context.now)
+    standing = _standing(session, actor, thread_id, context.now, lock=lock)
     _authorize(actor, action, standing, type_, context=context, scope=scope)
     return standing
 
@@ -865,10 +860,11 @@ def list_messages(
         limit = max(1, min(limit, pagination.MAX_LIMIT))
         rows = repository.list_messages(session, thread_id=thread_id, after=start, limit=limit + 1)
         page = rows[:limit]
-        names = repository.display_names(session, [m.author_id for m, _ in page])
+        names = {m.author_id: name for m, _, name in page}
         thread = standing.thread
         items = [
-            _message_public(session, keyring, thread, m, attachment=a, names=names) for m, a in page
+            _message_public(session, keyring, thread, m, attachment=a, names=names)
+            for m, a, _ in page
         ]
         return MessageList(
             items=items, next_cursor=str(page[-1][0].seq) if len(rows) > limit else None
@@ -907,21 +903,25 @@ def _replay(
 def _insert_message(
     session: Session, thread: Thread, message: Message, *extra: object, now: dt.datetime
 ) -> bool:
-    """Take the next seq and insert ``message`` (and ``extra`` rows) in a savepoint; False if
-    its client_id is taken after all (the unique constraint), nothing then written."""
-    try:
-        with session.begin_nested():
-            message.seq = thread.last_seq + 1
-            thread.last_seq = message.seq
-            thread.last_activity_at = now
-            session.add(thread)
-            session.add(message)
-            session.flush()
-            for row in extra:  # rows referencing the message, after it
-                session.add(row)
-                session.flush()
-    except IntegrityError:
+    """Insert ``message`` with the thread's next seq (the thread row is locked), then ``extra``
+    rows that reference it; False, and nothing written, if its client_id is taken (the unique
+    constraint on (thread, client_id), as ``ON CONFLICT DO NOTHING``)."""
+    message.seq = thread.last_seq + 1
+    values = {
+        "id": message.id,
+        "thread_id": message.thread_id,
+        "seq": message.seq,
+        "author_id": message.author_id,
+        "client_id": message.client_id,
+        "body": message.body,
+        "corrects_id": message.corrects_id,
+        "created_at": message.created_at,
+    }
+    if not repository.insert_message(session, values):
         return False
+    repository.advance(session, thread, message.seq, now=now)
+    if extra:
+        repository.add(session, *extra)
     return True
 
 
@@ -952,10 +952,6 @@ def post_message(
         thread = standing.thread
         client_id = _client_id(request.client_id)
         body = _text(request.body, field="body", maximum=MAX_BODY_CHARS, code="body", strip=False)
-        existing = repository.message_by_client_id(session, thread.id, client_id)
-        if existing is not None:
-            scope.resource_id = str(existing.id)
-            return _replay(session, keyring, thread, actor, existing)
         if request.corrects is not None and (
             repository.message_by_id(session, thread.id, request.corrects) is None
         ):
@@ -979,7 +975,7 @@ def post_message(
             scope.resource_id = str(existing.id)
             return _replay(session, keyring, thread, actor, existing)
         scope.resource_id = str(message.id)
-        names = repository.display_names(session, [actor.user_id])
+        names = {actor.user_id: standing.caller_name or ""}
         public = _message_public(
             session, keyring, thread, message, attachment=None, names=names, body=body
         )
@@ -1162,7 +1158,7 @@ def upload_attachment(
             scope.resource_id = str(existing.id)
             return _replay(session, keyring, thread, actor, existing)
         scope.resource_id = str(attachment.id)
-        names = repository.display_names(session, [actor.user_id])
+        names = {actor.user_id: standing.caller_name or ""}
         public = _message_public(
             session, keyring, thread, message, attachment=attachment, names=names, body=caption
         )
@@ -1197,8 +1193,8 @@ def download_attachment(
         if found is None:
             raise not_found(ResourceType.ATTACHMENT)
         attachment, message = found
-        thread = _thread_or_404(session, attachment.thread_id)
-        standing = _standing(session, actor, thread, context.now)
+        standing = _standing(session, actor, attachment.thread_id, context.now)
+        thread = standing.thread
         _authorize(
             actor,
             "attachment.read",
@@ -1356,8 +1352,7 @@ def _task_and_standing(
     task = repository.task_by_id(session, task_id, for_update=for_update)
     if task is None:
         raise not_found(ResourceType.TASK)
-    thread = _thread_or_404(session, task.thread_id)
-    standing = _standing(session, actor, thread, context.now)
+    standing = _standing(session, actor, task.thread_id, context.now)
     _authorize(actor, action, standing, ResourceType.TASK, context=context, scope=scope)
     return task, standing
 

@@ -383,3 +383,19 @@ def test_one_audit_entry_per_request_with_the_results(clinic: Clinic) -> None:
     before = world.audit_count()
     assert clinic.fhir("GET", "metadata", token=None).status_code == 200
     assert world.audit_count() == before
+
+
+def test_reads_and_searches_do_not_revalidate(
+    clinic: Clinic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stored JSON is served as stored: fhir.resources stays off the read path."""
+    created = create(clinic, example("Patient-ins-qualified.json"))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("validated on the read path")
+
+    monkeypatch.setattr("hdsapp.patients.service.parse", refuse)
+    monkeypatch.setattr("fhir_core.fhirabstractmodel.FHIRAbstractModel.model_validate", refuse)
+    assert clinic.fhir("GET", f"Patient/{created['id']}").json() == created
+    found = clinic.fhir("GET", f"Patient?_id={created['id']}").json()
+    assert found["entry"][0]["resource"] == created

@@ -10,9 +10,18 @@ refusal, and exactly one audit entry per request.
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
+from sqlalchemy import select
+from sqlmodel import col
+
+from hdsapp.core.db import utcnow
 from hdsapp.fhir_api.registry import registry
+from hdsapp.models.audit_entry import AuditEntry
+from hdsapp.patients.consent import PRIOR_INFORMATION
 from tests.patients.data import fr_patient, new_ins
 from tests.policy.cells import MATRIX_CELLS
 from tests.policy.test_matrix import (
@@ -52,8 +61,61 @@ def fhir_cells(matrix: Matrix, persona: Persona, resource_type: str, code: str) 
                 pid, ins = matrix.state_patients[(group, state)]
                 body = {**fr_patient(ins=ins), "id": pid}
                 yield Cell(persona, action, group, state, "PUT", f"{base}/Patient/{pid}", body)
+        elif (resource_type, code) == ("Organization", "read"):
+            yield Cell(persona, action, group, "-", "GET", f"{base}/Organization/{group}")
+        elif (resource_type, code) == ("Practitioner", "read"):
+            member = matrix.seeds[group]
+            yield Cell(persona, action, group, "-", "GET", f"{base}/Practitioner/{member}")
+        elif (resource_type, code) == ("Practitioner", "search-type"):
+            member = matrix.seeds[group]
+            yield Cell(persona, action, group, "-", "GET", f"{base}/Practitioner?_id={member}")
+        elif (resource_type, code) == ("Consent", "read"):
+            pid, _ = matrix.seed_patient(group)
+            oid = matrix.seed_opposition(group, pid)
+            yield Cell(persona, action, group, "-", "GET", f"{base}/Consent/{oid}")
+        elif (resource_type, code) == ("Consent", "search-type"):
+            pid, _ = matrix.seed_patient(group)
+            yield Cell(persona, action, group, "-", "GET", f"{base}/Consent?patient={pid}")
+        elif (resource_type, code) == ("Consent", "create"):
+            pid, _ = matrix.seed_patient(group)
+            body = consent(pid)
+            yield Cell(persona, action, group, "-", "POST", f"{base}/Consent", body)
+        elif (resource_type, code) == ("AuditEvent", "read"):
+            event = last_event(matrix, group)
+            yield Cell(persona, action, group, "-", "GET", f"{base}/AuditEvent/{event}")
+        elif (resource_type, code) == ("AuditEvent", "search-type"):
+            yield Cell(persona, action, group, "-", "GET", f"{base}/AuditEvent?_count=1")
         else:
             raise AssertionError(f"the FHIR matrix does not drive {resource_type} {code}")
+
+
+def consent(patient_id: str) -> dict[str, Any]:
+    informed = (utcnow() - dt.timedelta(minutes=5)).isoformat()
+    return {
+        "resourceType": "Consent",
+        "extension": [
+            {
+                "url": PRIOR_INFORMATION,
+                "extension": [{"url": "informedAt", "valueDateTime": informed}],
+            }
+        ],
+        "status": "active",
+        "scope": {"coding": [{"code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": f"Patient/{patient_id}"},
+        "provision": {"type": "deny"},
+    }
+
+
+def last_event(matrix: Matrix, group: uuid.UUID) -> str:
+    with matrix.world.database.session() as session:
+        statement = (
+            select(col(AuditEntry.event_id))
+            .where(col(AuditEntry.group_id) == group)
+            .order_by(col(AuditEntry.position).desc())
+            .limit(1)
+        )
+        return str(session.execute(statement).scalar_one())
 
 
 def check(matrix: Matrix, cell: Cell) -> list[str]:

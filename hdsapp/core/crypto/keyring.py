@@ -404,16 +404,25 @@ class Keyring:
     def seal(self, session: Session, *, aad: AssociatedData, plaintext: bytes) -> bytes:
         """Seal ``plaintext`` for the record ``aad`` names, with the current data key of
         ``aad.thread_id`` (or of ``aad.group_id``'s own records when it is None)."""
-        scope = _scope_of(aad)
-        row = self._reserve(session, scope, 1)
-        return seal(self._cipher(session, scope, row), plaintext, key_version=row.version, aad=aad)
+        _check_record(aad)
+        slot = _memo(session).get(("seal", aad.group_id, aad.thread_id))
+        if slot is not None and slot[1] > 0:  # sealing again in this transaction
+            slot[1] -= 1
+            return seal(slot[3], plaintext, key_version=slot[0], aad=aad)
+        version, cipher = self._take(session, aad)
+        return seal(cipher, plaintext, key_version=version, aad=aad)
 
     def open(self, session: Session, *, aad: AssociatedData, envelope: bytes) -> bytes:
         """Open an envelope sealed by ``seal`` with the same ``aad``. ``IntegrityError`` if it
         was altered or belongs to another record; ``MissingKeyError`` (``KeyShredded``) if its
         key version is gone."""
-        scope = _scope_of(aad)
-        return open_envelope(self._dek(session, scope, key_version_of(envelope)), envelope, aad=aad)
+        _check_record(aad)
+        version = key_version_of(envelope)
+        # Once its row is confirmed in this transaction, a key is found by the record's ids.
+        cipher = _memo(session).get((aad.group_id, aad.thread_id, version))
+        if cipher is None:
+            cipher = self._dek(session, _scope_of(aad), version)
+        return open_envelope(cipher, envelope, aad=aad)
 
     def seal_chunks(
         self,
@@ -429,15 +438,15 @@ class Keyring:
         data key version; every envelope names its own. Iterate inside the unit of work."""
         if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
             raise ValueError(f"chunk_size must be in [1, {MAX_CHUNK_SIZE}]")
-        scope = _scope_of(aad)
+        _scope_of(aad)  # refuse an identity that picks no key before reading the stream
         index = 0
         pending: bytes | None = None
         for piece in _rechunk(plaintext, chunk_size):
             if pending is not None:
-                yield self._seal_chunk(session, scope, aad, index, pending, last=False)
+                yield self._seal_chunk(session, aad, index, pending, last=False)
                 index += 1
             pending = piece
-        yield self._seal_chunk(session, scope, aad, index, pending or b"", last=True)
+        yield self._seal_chunk(session, aad, index, pending or b"", last=True)
 
     def open_chunks(
         self, session: Session, *, aad: AssociatedData, envelopes: Iterable[bytes]
@@ -875,7 +884,7 @@ class Keyring:
             except CryptoError as exc:
                 yield (
                     f"group {row.group_id}: KEK version {row.version} does not unwrap "
-                    f"({type(exc).__name__})"
+                    f"({type(exc).__name__}: {exc})"
                 )
         for row in session.execute(
             sa.select(_BK.c.group_id, _BK.c.version, _BK.c.wrapped, _BK.c.root_version)
@@ -891,7 +900,8 @@ class Keyring:
                 _checked_key(provider.unwrap(row.wrapped, aad=aad))
             except CryptoError as exc:
                 yield (
-                    f"group {row.group_id}: blind-index key does not unwrap ({type(exc).__name__})"
+                    f"group {row.group_id}: blind-index key does not unwrap "
+                    f"({type(exc).__name__}: {exc})"
                 )
         for row in session.execute(
             sa.select(
@@ -906,23 +916,44 @@ class Keyring:
             except CryptoError as exc:
                 yield (
                     f"{where}: data key version {dek.version} (under KEK version "
-                    f"{dek.kek_version}) does not unwrap ({type(exc).__name__})"
+                    f"{dek.kek_version}) does not unwrap ({type(exc).__name__}: {exc})"
                 )
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _reserve(self, session: Session, scope: _Scope, n: int) -> _DekRow:
-        """Count ``n`` seals on the owner's active data key version, moving to a new version
-        when it would pass the cap; returns the row to seal with."""
-        if n > self.max_seals:
-            raise ValueError("more seals at once than a data key may make")
-        params = {"owner": scope.owner, "group": scope.group_id, "n": n, "cap": self.max_seals}
+    def _take(self, session: Session, aad: AssociatedData) -> tuple[int, AESGCM]:
+        """One counted seal of the current data key version of the record's owner: its
+        version and cipher.
+
+        Seals are counted in the database in blocks reserved in the caller's transaction: 1,
+        then 2, 4 ... up to 64 for a transaction that keeps sealing (an attachment's chunks).
+        What a transaction reserved and did not use stays counted (the count errs on the safe
+        side); a transaction rolled back takes its reservation with it, and its envelopes."""
+        memo = _memo(session)
+        key = ("seal", aad.group_id, aad.thread_id)
+        slot = memo.get(key)
+        if slot is not None and slot[1] > 0:
+            slot[1] -= 1
+            return slot[0], slot[3]
+        scope = _scope_of(aad)
+        block = slot[2] if slot is not None else 1
+        row, granted = self._reserve(session, scope, block)
+        cipher = self._cipher(session, scope, row)
+        memo[key] = [row.version, granted - 1, min(2 * block, _MAX_BLOCK), cipher]
+        return row.version, cipher
+
+    def _reserve(self, session: Session, scope: _Scope, n: int) -> tuple[_DekRow, int]:
+        """Count up to ``n`` seals (at least one) on the owner's active data key version,
+        moving to a new version when it is full; returns the row and how many were counted."""
+        n = min(n, self.max_seals)
         for _ in range(_RESERVE_ATTEMPTS):
-            found = session.execute(_RESERVE, params).first()
+            found = _count_seals(session, scope, n, self.max_seals)
+            if found is None and n > 1:
+                n = 1  # near the cap: one more may still fit
+                found = _count_seals(session, scope, n, self.max_seals)
             if found is not None:
-                row = _DekRow(*found)
-                _memo(session)[(scope.owner, row.version)] = row
-                return row
+                _memo(session)[(scope.owner, found.version)] = found
+                return found, n
             latest = session.execute(
                 sa.select(_DK.c.version, _DK.c.group_id, _DK.c.status, _DK.c.seal_count)
                 .where(_DK.c.owner_id == scope.owner)
@@ -946,26 +977,20 @@ class Keyring:
             else:
                 continue  # another writer moved on meanwhile: count again
             if created is not None:
-                return created
+                return created, n
         raise CryptoError(f"could not reserve a data key of {_name(scope)} (contention)")
 
     def _seal_chunk(
         self,
         session: Session,
-        scope: _Scope,
         aad: AssociatedData,
         index: int,
         data: bytes,
         *,
         last: bool,
     ) -> bytes:
-        row = self._reserve(session, scope, 1)
-        return seal(
-            self._cipher(session, scope, row),
-            data,
-            key_version=row.version,
-            aad=aad.for_chunk(index, last=last),
-        )
+        version, cipher = self._take(session, aad)
+        return seal(cipher, data, key_version=version, aad=aad.for_chunk(index, last=last))
 
     def _new_dek(
         self, session: Session, scope: _Scope, *, version: int, seal_count: int
@@ -1033,16 +1058,20 @@ class Keyring:
         memo = _memo(session)
         row = memo.get((scope.owner, version))
         if row is None:
-            found = session.execute(_SELECT_DEK, {"owner": scope.owner, "version": version}).first()
+            found = _dek_row(session, scope.owner, version)
             if found is None:
                 if self._shredded(session, scope.group_id, scope.thread_id):
                     raise KeyShredded(f"the keys of {_name(scope)} were shredded")
                 raise MissingKeyError(
                     f"data key version {version} of {_name(scope)} is not available"
                 )
-            row = _DekRow(version, *found)
+            row = found
             memo[(scope.owner, version)] = row
-        return self._cipher(session, scope, row)
+        cipher = self._cipher(session, scope, row)
+        memo[(str(scope.group_id), str(scope.thread_id) if scope.thread_id else None, version)] = (
+            cipher
+        )
+        return cipher
 
     def _cipher(self, session: Session, scope: _Scope, row: _DekRow) -> AESGCM:
         if row.group_id != scope.group_id or row.thread_id != scope.thread_id:
@@ -1150,20 +1179,65 @@ class Keyring:
 
 # -- helpers ---------------------------------------------------------------------------------
 
-_RESERVE = (
-    sa.update(_DK)
-    .where(
-        _DK.c.owner_id == sa.bindparam("owner"),
-        _DK.c.group_id == sa.bindparam("group"),
-        _DK.c.status == "active",
-        _DK.c.seal_count + sa.bindparam("n") <= sa.bindparam("cap"),
+# The two statements of every seal and open run on the driver's connection of the caller's
+# transaction (SQLAlchemy's execution path costs about ten times the statement itself here).
+_MAX_BLOCK = 64
+_COUNT_SQL = (
+    "UPDATE data_key SET seal_count = seal_count + {p} WHERE owner_id = {p} AND group_id = {p}"
+    " AND status = 'active' AND seal_count + {p} <= {p}"
+    " RETURNING version, group_id, thread_id, kek_version, wrapped"
+)
+_ROW_SQL = (
+    "SELECT version, group_id, thread_id, kek_version, wrapped FROM data_key"
+    " WHERE owner_id = {p} AND version = {p}"
+)
+_PLACEHOLDERS = {"sqlite": "?", "postgresql": "%s"}
+
+
+def _driver(session: Session) -> tuple[Any, bool]:
+    """The DB-API connection in the session's transaction, and whether it is SQLite (where
+    UUIDs are stored as 32 hex digits)."""
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    return driver, connection.dialect.name == "sqlite"
+
+
+@functools.cache
+def _sql(template: str, dialect: str) -> str:
+    return template.format(p=_PLACEHOLDERS[dialect])
+
+
+def _row(found: Any) -> _DekRow:
+    version, group_id, thread_id, kek_version, wrapped = found
+    return _DekRow(
+        int(version),
+        group_id if isinstance(group_id, uuid.UUID) else uuid.UUID(group_id),
+        thread_id
+        if thread_id is None or isinstance(thread_id, uuid.UUID)
+        else uuid.UUID(thread_id),
+        int(kek_version),
+        bytes(wrapped),
     )
-    .values(seal_count=_DK.c.seal_count + sa.bindparam("n"))
-    .returning(_DK.c.version, _DK.c.group_id, _DK.c.thread_id, _DK.c.kek_version, _DK.c.wrapped)
-)
-_SELECT_DEK = sa.select(_DK.c.group_id, _DK.c.thread_id, _DK.c.kek_version, _DK.c.wrapped).where(
-    _DK.c.owner_id == sa.bindparam("owner"), _DK.c.version == sa.bindparam("version")
-)
+
+
+def _count_seals(session: Session, scope: _Scope, n: int, cap: int) -> _DekRow | None:
+    driver, is_sqlite = _driver(session)
+    owner, group = (
+        (scope.owner.hex, scope.group_id.hex) if is_sqlite else (scope.owner, scope.group_id)
+    )
+    dialect = "sqlite" if is_sqlite else "postgresql"
+    found = driver.execute(_sql(_COUNT_SQL, dialect), (n, owner, group, n, cap)).fetchone()
+    return None if found is None else _row(found)
+
+
+def _dek_row(session: Session, owner: uuid.UUID, version: int) -> _DekRow | None:
+    driver, is_sqlite = _driver(session)
+    dialect = "sqlite" if is_sqlite else "postgresql"
+    key = owner.hex if is_sqlite else owner
+    found = driver.execute(_sql(_ROW_SQL, dialect), (key, version)).fetchone()
+    return None if found is None else _row(found)
+
+
 _SELECT_INDEX_KEY = sa.select(_BK.c.version, _BK.c.wrapped, _BK.c.root_version).where(
     _BK.c.group_id == sa.bindparam("group")
 )
@@ -1251,13 +1325,20 @@ def _parse_scope(group_id: str | None, thread_id: str | None) -> _Scope:
     return _Scope(group, None if thread_id is None else _uuid("thread_id", thread_id))
 
 
-def _scope_of(aad: AssociatedData) -> _Scope:
-    if aad.kind in (RecordKind.WRAPPED_KEK, RecordKind.WRAPPED_DEK):
+_KEY_STORE_KINDS = frozenset((RecordKind.WRAPPED_KEK, RecordKind.WRAPPED_DEK))
+
+
+def _check_record(aad: AssociatedData) -> None:
+    if aad.kind in _KEY_STORE_KINDS:
         raise ValueError("wrapped-key identities are the key store's own")
     if aad.kek_version is not None or aad.dek_version is not None:
         raise ValueError("leave the key versions out of aad: the envelope carries them")
     if aad.chunk_index is not None:
         raise ValueError("pass the record's identity, not a chunk's")
+
+
+def _scope_of(aad: AssociatedData) -> _Scope:
+    _check_record(aad)
     return _parse_scope(aad.group_id, aad.thread_id)
 
 
