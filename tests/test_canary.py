@@ -43,6 +43,7 @@ __all__ = ["world"]
 @dataclass
 class Canary:
     marker: str
+    ins: str  # a patient's INS: no more in clear than the name
     world: World
     app: FastAPI
     settings: Settings
@@ -117,9 +118,12 @@ def patients_api(canary: Canary) -> None:
     w.member(group, doctor, Role.CLINICIAN)
     token = w.token(doctor)
     url = f"/api/v1/groups/{group}/patients"
-    patient = fr_patient(family=canary.marker, given=canary.marker + "e", ins=new_ins())
+    patient = fr_patient(family=canary.marker, given=canary.marker + "e", ins=canary.ins)
     created = w.call("POST", url, token, json=patient)
     assert created.status_code == 201, created.text
+    by_ins = w.call("GET", url, token, params={"identifier": canary.ins})
+    assert by_ins.status_code == 200, by_ins.text
+    assert by_ins.json()["total"] == 1
     read = w.call("GET", f"{url}/{created.json()['id']}", token)
     assert read.status_code == 200
     assert read.json()["resource"]["name"][0]["family"] == canary.marker
@@ -308,6 +312,7 @@ def test_no_marker_in_clear_anywhere(
     caplog.set_level(logging.INFO)
     canary = Canary(
         marker=new_marker(),
+        ins=new_ins(),
         world=world,
         app=app,
         settings=settings,
@@ -340,3 +345,4 @@ def test_no_marker_in_clear_anywhere(
     assert any(name.startswith(("sqlite:", "pg_dump")) for name in sources)
     assert any(name.startswith("file:blobs/") for name in sources)
     assert leaks(canary.marker, sources) == []
+    assert leaks(canary.ins, sources) == []
