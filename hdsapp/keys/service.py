@@ -94,14 +94,13 @@ def rotate_group(
             ),
         )
     report = RotationReport("group", group_id, version)
-    while True:
-        with database.unit_of_work() as session:
-            done = keyring.rewrap_data_keys(session, group_id=group_id, limit=batch)
-        report.rewrapped += done
-        if done and after_batch is not None:
-            after_batch(report.rewrapped)
-        if done < batch:
-            break
+    _in_batches(
+        database,
+        lambda session: keyring.rewrap_data_keys(session, group_id=group_id, limit=batch),
+        report=report,
+        batch=batch,
+        after_batch=after_batch,
+    )
     if destroy_old:
         report.destroyed = destroy_old_group_keys(
             database=database, keyring=keyring, actor=actor, group_id=group_id
@@ -181,14 +180,13 @@ def rotate_root(
             ),
         )
     report = RotationReport("root", None, version)
-    while True:
-        with database.unit_of_work() as session:
-            done = keyring.rewrap_under_root(session, root_version=version, limit=batch)
-        report.rewrapped += done
-        if done and after_batch is not None:
-            after_batch(report.rewrapped)
-        if done < batch:
-            break
+    _in_batches(
+        database,
+        lambda session: keyring.rewrap_under_root(session, root_version=version, limit=batch),
+        report=report,
+        batch=batch,
+        after_batch=after_batch,
+    )
     if destroy_old:
         report.destroyed = destroy_old_root_keys(database=database, keyring=keyring, actor=actor)
     log.info("root key rotated", extra={"root_version": version, "rewrapped": report.rewrapped})
@@ -447,3 +445,23 @@ def status(*, database: Database, keyring: Keyring) -> dict[str, Any]:
         "shreds": shreds,
         "last_rotation": max(rotations, default=None),
     }
+
+
+def _in_batches(
+    database: Database,
+    rewrap: Callable[[Session], int],
+    *,
+    report: RotationReport,
+    batch: int,
+    after_batch: BatchHook | None,
+) -> None:
+    """Re-wrap in committed batches until one comes back short: a crash loses one batch at
+    most, and a rerun resumes where the committed ones stopped."""
+    while True:
+        with database.unit_of_work() as session:
+            done = rewrap(session)
+        report.rewrapped += done
+        if done and after_batch is not None:
+            after_batch(report.rewrapped)
+        if done < batch:
+            return
