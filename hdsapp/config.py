@@ -193,6 +193,11 @@ class Settings(BaseSettings):
         default=None, description="filesystem blob store of attachments; data_dir/blobs if unset"
     )
     break_glass_minutes: int = Field(default=60, ge=5, le=24 * 60)
+    # Live updates (GET /api/v1/me/events): how long one stream lasts (the browser reconnects),
+    # how often it looks for changes, how often it says it is alive.
+    events_stream_seconds: float = Field(default=300.0, gt=0, le=3600)
+    events_poll_seconds: float = Field(default=1.0, ge=0.05, le=60)
+    events_heartbeat_seconds: float = Field(default=15.0, gt=0, le=300)
 
     @field_validator("trusted_hosts", "forwarded_allow_ips", mode="before")
     @classmethod

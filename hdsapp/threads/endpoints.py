@@ -574,6 +574,31 @@ def my_tasks(
     )
 
 
+# -- live events -------------------------------------------------------------------------------
+
+
+@router.get(
+    "/me/events",
+    response_class=StreamingResponse,
+    openapi_extra=declares("thread.list"),
+    summary="Live counters of my threads (Server-Sent Events: ids and counts, never content)",
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+def events(
+    *,
+    session: SessionDep,
+    database: DatabaseDep,
+    actor: ActorDep,
+    settings: SettingsDep,
+) -> StreamingResponse:
+    stream = service.open_events(session=session, database=database, actor=actor, settings=settings)
+    return StreamingResponse(
+        stream.events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
 # -- break-the-glass ---------------------------------------------------------------------------
 
 

@@ -295,6 +295,41 @@ def list_threads(
     return [_thread_row(row) for row in session.execute(statement).all()]
 
 
+def thread_counters(
+    session: Session,
+    *,
+    visible: ColumnElement[bool],
+    user_id: uuid.UUID,
+    statuses: Sequence[str],
+) -> list[tuple[uuid.UUID, uuid.UUID, int, int]]:
+    """(thread, group, last seq, read position) of every thread ``visible`` lets the caller
+    read: the one query of each poll of the live stream (no content, no unread count)."""
+    read = func.coalesce(col(ReadPosition.seq), 0)
+    statement = (
+        select(col(Thread.id), col(Thread.group_id), col(Thread.last_seq), read)
+        .outerjoin(
+            ReadPosition,
+            and_(
+                col(ReadPosition.thread_id) == col(Thread.id),
+                col(ReadPosition.user_id) == user_id,
+            ),
+        )
+        .where(visible, col(Thread.status).in_(statuses))
+    )
+    return [(row[0], row[1], int(row[2]), int(row[3])) for row in session.execute(statement)]
+
+
+def unread_counts(
+    session: Session, thread_ids: Sequence[uuid.UUID], user_id: uuid.UUID, now: dt.datetime
+) -> dict[uuid.UUID, int]:
+    """The caller's unread count of each of ``thread_ids`` (as the thread list counts them)."""
+    if not thread_ids:
+        return {}
+    statement, _ = _thread_rows_statement(user_id, now)
+    rows = session.execute(statement.where(col(Thread.id).in_(thread_ids))).all()
+    return {row[0].id: int(row[2]) for row in rows}
+
+
 # -- participants ------------------------------------------------------------------------------
 
 

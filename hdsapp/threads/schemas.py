@@ -144,6 +144,17 @@ class MessageList(BaseModel):
     next_cursor: str | None = Field(description="the seq to pass as after= (or cursor=)")
 
 
+class ThreadEvent(BaseModel):
+    """One event of the live stream (GET /api/v1/me/events): ids and counters only, never
+    content; the client fetches what changed through the messages API."""
+
+    thread: uuid.UUID
+    group: uuid.UUID
+    last_seq: int
+    read_seq: int
+    unread: int
+
+
 class ReadMark(StrictRequest):
     seq: StrictInt = Field(description="read up to this seq (0 to the thread's last seq)")
 
