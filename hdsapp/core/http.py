@@ -33,6 +33,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "connect-src 'self'",
         "font-src 'self'",
         "media-src 'self' blob:",
+        # Previews of attachments (PDF) are blob: URLs of bytes the page fetched itself.
+        "frame-src blob:",
         "worker-src 'self'",
         "manifest-src 'self'",
         "object-src 'none'",

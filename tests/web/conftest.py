@@ -176,7 +176,9 @@ class Guard:
         url = request.url
         self.requests.append(f"{request.method} {url}")
         parts = urlsplit(url)
-        if parts.scheme in {"data", "blob", "about"}:
+        # data:, blob: and about: never leave the page; chrome: and chrome-extension: are the
+        # browser's own PDF viewer showing a blob: preview (no network either).
+        if parts.scheme in {"data", "blob", "about", "chrome", "chrome-extension"}:
             return
         if f"{parts.scheme}://{parts.netloc}" != self.origin:
             self.foreign.append(url)
@@ -216,23 +218,41 @@ def guard(live_server: LiveServer) -> Guard:
     return watcher
 
 
+class NewContext(Protocol):
+    def __call__(self) -> BrowserContext: ...
+
+
 @pytest.fixture
-def context(browser: Browser, live_server: LiveServer, guard: Guard) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(
-        base_url=live_server.url,
-        viewport=PHONE,
-        locale="fr-FR",
-        timezone_id="Europe/Paris",
-        service_workers="allow",
-    )
-    ctx.set_default_timeout(10_000)
-    ctx.add_init_script(CSP_LISTENER)
-    ctx.on("request", guard.on_request)
-    ctx.on("console", guard.on_console)
-    ctx.on("weberror", guard.on_web_error)
-    yield ctx
-    ctx.close()
+def contexts(browser: Browser, live_server: LiveServer, guard: Guard) -> Iterator[NewContext]:
+    """Make watched browser contexts (a second person, a second device); all are closed and
+    checked when the test ends."""
+    made: list[BrowserContext] = []
+
+    def make() -> BrowserContext:
+        ctx = browser.new_context(
+            base_url=live_server.url,
+            viewport=PHONE,
+            locale="fr-FR",
+            timezone_id="Europe/Paris",
+            service_workers="allow",
+        )
+        ctx.set_default_timeout(10_000)
+        ctx.add_init_script(CSP_LISTENER)
+        ctx.on("request", guard.on_request)
+        ctx.on("console", guard.on_console)
+        ctx.on("weberror", guard.on_web_error)
+        made.append(ctx)
+        return ctx
+
+    yield make
+    for ctx in made:
+        ctx.close()
     guard.check()
+
+
+@pytest.fixture
+def context(contexts: NewContext) -> BrowserContext:
+    return contexts()
 
 
 @pytest.fixture

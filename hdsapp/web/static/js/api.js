@@ -86,6 +86,43 @@ export async function request(method, path, options = {}) {
   return data;
 }
 
+/**
+ * upload("/api/v1/threads/…/attachments", formData, {onProgress}) → parsed body: a multipart
+ * POST through XMLHttpRequest, the one browser API that reports upload progress
+ * (onProgress(loaded, total)). Same origin, CSRF header, ApiError on a non-2xx answer, a
+ * TypeError when the network fails (as fetch does).
+ */
+export function upload(path, form, { onProgress } = {}) {
+  const url = buildUrl(path);
+  if (url.origin !== location.origin) return Promise.reject(new Error("refused: another origin"));
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", url);
+    xhr.withCredentials = false; // same origin: the cookie goes anyway
+    xhr.setRequestHeader("Accept", "application/json, application/problem+json;q=0.9");
+    if (csrfToken) xhr.setRequestHeader("X-CSRF-Token", csrfToken);
+    if (onProgress) {
+      xhr.upload.addEventListener("progress", (event) => {
+        if (event.lengthComputable) onProgress(event.loaded, event.total);
+      });
+    }
+    xhr.addEventListener("error", () => reject(new TypeError("network error")));
+    xhr.addEventListener("abort", () => reject(new TypeError("aborted")));
+    xhr.addEventListener("load", () => {
+      let data = null;
+      try {
+        data = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+      } catch {
+        data = null;
+      }
+      if (xhr.status >= 200 && xhr.status < 300) return resolve(data);
+      if (xhr.status === 401) for (const listener of unauthenticatedListeners) listener();
+      reject(new ApiError(xhr.status, data && typeof data === "object" ? data : { detail: "" }));
+    });
+    xhr.send(form);
+  });
+}
+
 export const api = {
   get: (path, options) => request("GET", path, options),
   post: (path, json, options = {}) => request("POST", path, { ...options, json }),

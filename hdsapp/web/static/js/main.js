@@ -22,6 +22,12 @@ const routes = [
   { path: /^\/patients\/([\w-]+)$/, screen: () => import("./screens/patients.js"), nav: "patients" },
   { path: /^\/audit\/([\w-]+)$/, screen: () => import("./screens/auditor.js"), nav: "audit" },
   { path: /^\/invitations\/([^/]+)$/, screen: () => import("./screens/invitation.js"), nav: "inbox" },
+  { path: /^\/threads\/([\w-]+)$/, screen: () => import("./screens/thread.js"), nav: "inbox" },
+  {
+    path: /^\/groups\/([\w-]+)\/threads\/new$/,
+    screen: () => import("./screens/newthread.js"),
+    nav: "inbox",
+  },
 ];
 
 const main = $("#main");
@@ -86,12 +92,21 @@ function navItems() {
   return items;
 }
 
+// Signed in with a group that has case threads: live updates, and the outbox delivers what
+// waits (loaded on demand, like the screens).
+function startThreads() {
+  if (!groupsWithRole("clinician").length && !groupsWithRole("coordinator").length) return;
+  import("./live.js").then((live) => live.start());
+  import("./outbox.js").then((outbox) => outbox.start());
+}
+
 function renderChrome(active) {
   const signedIn = Boolean(session.me);
   $("#topbar").hidden = !signedIn;
   $("#appnav").hidden = !signedIn;
   document.body.classList.toggle("signed-in", signedIn);
   if (!signedIn) return;
+  startThreads();
   const user = clear($("#topbar-user"));
   user.append(
     h("span", { class: "topbar-name", id: "topbar-name" }, displayName()),
@@ -248,6 +263,7 @@ function wireSkipLink() {
 onUnauthenticated(() => {
   if (!session.me) return;
   session.me = null;
+  import("./live.js").then((live) => live.stop());
   toast(t("session.expired"));
   navigate("/signin", { replace: true });
 });

@@ -5,7 +5,7 @@
 import { ApiError, api } from "./api.js";
 import { h } from "./dom.js";
 import { t } from "./i18n.js";
-import { alertBox, field } from "./ui.js";
+import { alertBox, field, openModal } from "./ui.js";
 
 export class Cancelled extends Error {
   constructor() {
@@ -45,21 +45,12 @@ function ask() {
       status,
       h("div", { class: "dialog-actions" }, cancel, confirm),
     );
-    const dialog = h(
-      "dialog",
-      { class: "dialog", "aria-labelledby": "stepup-title", "aria-describedby": "stepup-text" },
-      form,
-    );
-    let done = false;
-    const finish = (value) => {
-      if (done) return;
-      done = true;
-      dialog.close();
-      dialog.remove();
-      resolve(value);
-    };
+    const finish = openModal(form, {
+      labelledBy: "stepup-title",
+      describedBy: "stepup-text",
+      onClose: resolve,
+    });
     cancel.addEventListener("click", () => finish(false));
-    dialog.addEventListener("cancel", () => finish(false));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       status.replaceChildren();
@@ -89,8 +80,6 @@ function ask() {
         otp.input.focus();
       }
     });
-    document.body.append(dialog);
-    dialog.showModal();
     password.input.focus();
   });
 }

@@ -21,6 +21,11 @@ const ICONS = {
   patient: "M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM4 21a8 8 0 0 1 16 0M17 3v4M15 5h4",
   search: "M11 18a7 7 0 1 0 0-14 7 7 0 0 0 0 14zM21 21l-5-5",
   download: "M12 4v11M7 10l5 5 5-5M5 20h14",
+  file: "M14 3H6v18h12V7zM14 3v4h4",
+  send: "M4 12l16-8-6 16-2.5-6.5zM13.5 13.5L20 4",
+  plus: "M12 5v14M5 12h14",
+  task: "M9 6h11M9 12h11M9 18h11M4 6l1 1 2-2M4 12l1 1 2-2M4 18l1 1 2-2",
+  clock: "M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18zM12 7v5l3 2",
 };
 
 export function icon(name) {
@@ -146,6 +151,33 @@ export function errorMessage(error) {
 
 export function roleLabel(role) {
   return t(`role.${role}`);
+}
+
+/**
+ * Show `content` in a modal dialog; returns finish(value), which closes and removes it and calls
+ * onClose(value) once. Escape (the dialog's cancel) finishes with false.
+ */
+export function openModal(content, { labelledBy, describedBy, onClose }) {
+  const dialog = h(
+    "dialog",
+    { class: "dialog", "aria-labelledby": labelledBy, "aria-describedby": describedBy },
+    content,
+  );
+  let done = false;
+  const finish = (value) => {
+    if (done) return;
+    done = true;
+    dialog.close();
+    dialog.remove();
+    onClose(value);
+  };
+  dialog.addEventListener("cancel", (event) => {
+    event.preventDefault();
+    finish(false);
+  });
+  document.body.append(dialog);
+  dialog.showModal();
+  return finish;
 }
 
 /** A modal confirmation: resolves true when confirmed, false when cancelled (Escape too). */

@@ -1,11 +1,12 @@
 // Inbox: the case threads of my groups, unread first (GET /api/v1/groups/{gid}/threads), and
-// my care groups. Opening a thread, writing, the offline outbox and live updates come with the
-// threads part of the PWA; this list is their entry point.
+// my care groups. A row opens the thread; unread counts follow the live stream (live.js); a
+// clinician starts a new thread from here.
 
 import { ApiError, api } from "../api.js";
 import { h } from "../dom.js";
+import * as live from "../live.js";
 import { formatDateTime, t, tn } from "../i18n.js";
-import { displayName, myGroups } from "../session.js";
+import { displayName, groupsWithRole, myGroups } from "../session.js";
 import { badge, emptyState, icon, pageHeader, roleLabel } from "../ui.js";
 
 const ROLE_TONE = { coordinator: "info", auditor: "warning", clinician: "success" };
@@ -69,6 +70,12 @@ async function loadThreads(groups) {
     );
 }
 
+function unreadBadge(count) {
+  return count > 0
+    ? h("span", { class: "unread-count", "aria-label": tn("threads.unread", count) }, String(count))
+    : null;
+}
+
 function threadRow(thread, showGroup) {
   const unread = thread.unread > 0;
   return h(
@@ -78,7 +85,7 @@ function threadRow(thread, showGroup) {
     h(
       "div",
       { class: "list-main" },
-      h("p", { class: "list-title" }, thread.title),
+      h("p", { class: "list-title" }, h("a", { class: "thread-link", href: `#/threads/${thread.id}` }, thread.title)),
       h(
         "p",
         { class: "list-meta" },
@@ -90,17 +97,37 @@ function threadRow(thread, showGroup) {
         h("span", null, formatDateTime(thread.last_activity_at)),
       ),
     ),
-    unread
-      ? h(
-          "span",
-          { class: "unread-count", "aria-label": tn("threads.unread", thread.unread) },
-          String(thread.unread),
-        )
-      : null,
+    unreadBadge(thread.unread),
   );
 }
 
-export async function render({ view }) {
+/** A live event about a thread: its row's unread count, or the whole list when it is new. */
+function follow(list, heading, reload) {
+  live.subscribe((event) => {
+    if (!list.isConnected) return false;
+    if (event.type === "ready") {
+      if (event.reconnect) reload();
+      return true;
+    }
+    const row = list.querySelector(`li[data-thread-id="${CSS.escape(event.thread)}"]`);
+    if (!row) {
+      reload();
+      return false;
+    }
+    row.querySelector(".unread-count")?.remove();
+    const badgeEl = unreadBadge(event.unread);
+    if (badgeEl) row.append(badgeEl);
+    row.classList.toggle("is-unread", event.unread > 0);
+    const count = list.querySelectorAll("li.is-unread").length;
+    heading.replaceChildren(
+      t("inbox.threads"),
+      count ? h("span", { class: "muted" }, ` · ${tn("threads.unreadThreads", count)}`) : "",
+    );
+    return true;
+  });
+}
+
+export async function render({ view, navigate, isCurrent }) {
   const groups = myGroups();
   const threadGroups = groups.filter((g) => THREAD_ROLES.has(g.role));
   const threads = threadGroups.length ? await loadThreads(threadGroups) : null;
@@ -115,18 +142,39 @@ export async function render({ view }) {
     );
   } else {
     const unread = threads.filter((thread) => thread.unread > 0).length;
+    const heading = h(
+      "h2",
+      { class: "card-title", id: "inbox-threads" },
+      t("inbox.threads"),
+      unread ? h("span", { class: "muted" }, ` · ${tn("threads.unreadThreads", unread)}`) : null,
+    );
+    const list = h(
+      "ul",
+      { class: "list", id: "thread-list", hidden: !threads.length },
+      threads.map((th) => threadRow(th, threadGroups.length > 1)),
+    );
+    follow(list, heading, () => isCurrent() && navigate("/inbox", { replace: true }));
+    const clinicianGroups = groupsWithRole("clinician");
     threadSection = h(
       "section",
       { class: "card", "aria-labelledby": "inbox-threads" },
-      h(
-        "h2",
-        { class: "card-title", id: "inbox-threads" },
-        t("inbox.threads"),
-        unread ? h("span", { class: "muted" }, ` · ${tn("threads.unreadThreads", unread)}`) : null,
-      ),
-      threads.length
-        ? h("ul", { class: "list", id: "thread-list" }, threads.map((th) => threadRow(th, threadGroups.length > 1)))
-        : emptyState(t("threads.none.title"), t("threads.none.body"), "inbox"),
+      heading,
+      // Kept (hidden) when empty: a thread arriving live reloads the list.
+      threads.length ? list : [emptyState(t("threads.none.title"), t("threads.none.body"), "inbox"), list],
+      clinicianGroups.length
+        ? h(
+            "div",
+            { class: "form-actions" },
+            clinicianGroups.map((group) =>
+              h(
+                "a",
+                { class: "btn btn-primary", href: `#/groups/${group.id}/threads/new`, id: `new-thread-${group.id}` },
+                icon("plus"),
+                clinicianGroups.length > 1 ? t("newthread.in", { group: group.name }) : t("newthread.open"),
+              ),
+            ),
+          )
+        : null,
     );
   }
 

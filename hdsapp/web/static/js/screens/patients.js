@@ -7,6 +7,7 @@
 import { api } from "../api.js";
 import { h } from "../dom.js";
 import { formatDate, formatDateTime, t } from "../i18n.js";
+import { DATE, nameOf, patientRegistration, patientSearch, patientSummary, showPatients } from "../patientforms.js";
 import { groupById, groupsWithRole } from "../session.js";
 import {
   alertBox,
@@ -21,70 +22,6 @@ import {
   section,
   toast,
 } from "../ui.js";
-
-const RELIABILITY = "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-identity-reliability";
-const STATUS_SYSTEM = "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-identity-status";
-const INS_SYSTEMS = {
-  nir: "urn:oid:1.2.250.1.213.1.4.8",
-  nia: "urn:oid:1.2.250.1.213.1.4.9",
-  test: "urn:oid:1.2.250.1.213.1.4.10",
-  demo: "urn:oid:1.2.250.1.213.1.4.11",
-};
-const STATUSES = ["PROV", "RECUP", "VALI", "QUAL"];
-const INS = /^[0-9]{5}(?:[0-9]{2}|2A|2B)[0-9]{8}$/;
-const DATE = /^\d{4}-\d{2}-\d{2}$/;
-
-function nameOf(resource) {
-  const names = resource.name || [];
-  const name = names.find((n) => n.use === "official") || names[0] || {};
-  return [...(name.given || []), (name.family || "").toUpperCase()].filter(Boolean).join(" ");
-}
-
-function insOf(resource) {
-  const systems = Object.values(INS_SYSTEMS);
-  return (resource.identifier || []).find((i) => systems.includes(i.system) && i.use !== "old");
-}
-
-function statusBadge(status) {
-  return badge(t(`patients.status.${status}`), status === "QUAL" ? "success" : status === "PROV" ? "warning" : "info");
-}
-
-function patientSummary(patient) {
-  const resource = patient.resource || {};
-  const ins = insOf(resource);
-  return [
-    h("p", { class: "list-title" }, nameOf(resource) || t("patients.unnamed")),
-    h(
-      "p",
-      { class: "list-meta" },
-      statusBadge(patient.identity_status),
-      resource.birthDate ? h("span", null, t("patients.born", { when: formatDate(resource.birthDate) })) : null,
-      resource.gender ? h("span", null, t(`patients.gender.${resource.gender}`)) : null,
-      ins ? h("span", null, `INS ${ins.value}`) : null,
-    ),
-  ];
-}
-
-function buildPatient(values) {
-  const resource = {
-    resourceType: "Patient",
-    extension: [
-      {
-        url: RELIABILITY,
-        extension: [
-          { url: "identityStatus", valueCoding: { system: STATUS_SYSTEM, code: values.status } },
-        ],
-      },
-    ],
-    name: [{ use: "official", family: values.family, given: values.given ? [values.given] : undefined }],
-    gender: values.gender || undefined,
-    birthDate: values.birthDate,
-  };
-  if (values.ins) {
-    resource.identifier = [{ use: "official", system: INS_SYSTEMS[values.insSystem], value: values.ins }];
-  }
-  return JSON.parse(JSON.stringify(resource));
-}
 
 export async function render({ view, params, isCurrent }) {
   const gid = params[0];
@@ -265,148 +202,23 @@ export async function render({ view, params, isCurrent }) {
   }
 
   function showResults(items) {
-    if (!items.length) {
-      results.replaceChildren(emptyState(t("patients.none"), t("patients.none.help"), "patient"));
-      return;
-    }
-    results.replaceChildren(
-      h(
-        "ul",
-        { class: "list", id: "patient-results" },
-        items.map((p) =>
-          h(
-            "li",
-            { class: "list-item" },
-            h("span", { class: "avatar", "aria-hidden": "true" }, icon("patient")),
-            h("div", { class: "list-main" }, patientSummary(p)),
-            h(
-              "div",
-              { class: "list-actions" },
-              h(
-                "button",
-                {
-                  type: "button",
-                  class: "btn btn-small",
-                  "aria-label": t("patients.open.named", { name: nameOf(p.resource) }),
-                  on: { click: () => openPatient(p.id) },
-                },
-                t("patients.open"),
-              ),
-            ),
-          ),
-        ),
-      ),
-    );
+    showPatients(results, items, {
+      emptyHelp: t("patients.none.help"),
+      action: {
+        label: t("patients.open"),
+        named: (name) => t("patients.open.named", { name }),
+        onClick: (p) => openPatient(p.id),
+      },
+    });
   }
 
-  // -- search --
-  const insField = field({
-    label: t("patients.ins"),
-    hint: t("patients.ins.hint"),
-    input: h("input", { type: "text", name: "ins", autocomplete: "off", inputmode: "numeric", maxlength: "15" }),
-  });
-  const insSystem = field({
-    label: t("patients.ins.system"),
-    input: h("select", { name: "system" }, Object.keys(INS_SYSTEMS).map((k) => h("option", { value: k }, t(`patients.ins.${k}`)))),
-  });
-  const family = field({ label: t("patients.family"), input: h("input", { type: "text", name: "family", autocomplete: "off" }) });
-  const birth = field({ label: t("patients.birthDate"), input: h("input", { type: "date", name: "birthdate" }) });
-  const searchStatus = h("div", { "aria-live": "assertive" });
-  const searchForm = h(
-    "form",
-    { class: "form form-grid", novalidate: true, id: "patient-search", role: "search" },
-    insField.root,
-    insSystem.root,
-    h("p", { class: "form-or" }, t("patients.or")),
-    family.root,
-    birth.root,
-    h("div", { class: "form-actions" }, h("button", { type: "submit", class: "btn btn-primary" }, icon("search"), t("action.search"))),
-  );
-  searchForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    searchStatus.replaceChildren();
-    detail.replaceChildren();
-    const ins = insField.input.value.replace(/\s/g, "").toUpperCase();
-    const query = {};
-    insField.setError(ins && !INS.test(ins) ? t("patients.ins.invalid") : "");
-    if (ins && !INS.test(ins)) return insField.input.focus();
-    if (ins) query.identifier = `${INS_SYSTEMS[insSystem.input.value]}|${ins}`;
-    else if (family.input.value.trim() && birth.input.value) {
-      query.family = family.input.value.trim();
-      query.birthdate = birth.input.value;
-    } else {
-      searchStatus.replaceChildren(alertBox(t("patients.search.missing")));
-      return;
-    }
-    try {
-      const answer = await api.get(`/api/v1/groups/${gid}/patients`, { query });
-      showResults(answer.items);
-    } catch (error) {
-      searchStatus.replaceChildren(alertBox(errorMessage(error)));
-    }
-  });
-
-  // -- registration --
-  const reg = {
-    family: field({ label: t("patients.family"), input: h("input", { type: "text", name: "family", autocomplete: "off" }) }),
-    given: field({ label: t("patients.given"), input: h("input", { type: "text", name: "given", autocomplete: "off" }) }),
-    birthDate: field({ label: t("patients.birthDate"), input: h("input", { type: "date", name: "birthDate" }) }),
-    gender: field({
-      label: t("patients.gender"),
-      input: h("select", { name: "gender" }, ["female", "male", "other", "unknown"].map((g) => h("option", { value: g }, t(`patients.gender.${g}`)))),
-    }),
-    status: field({
-      label: t("patients.status"),
-      hint: t("patients.status.hint"),
-      input: h("select", { name: "status" }, STATUSES.map((s) => h("option", { value: s, selected: s === "PROV" }, t(`patients.status.${s}`)))),
-    }),
-    ins: field({
-      label: t("patients.ins"),
-      hint: t("patients.ins.qualOnly"),
-      input: h("input", { type: "text", name: "ins", autocomplete: "off", inputmode: "numeric", maxlength: "15" }),
-    }),
-    insSystem: field({
-      label: t("patients.ins.system"),
-      input: h("select", { name: "insSystem" }, Object.keys(INS_SYSTEMS).map((k) => h("option", { value: k }, t(`patients.ins.${k}`)))),
-    }),
-  };
-  const regStatus = h("div", { "aria-live": "assertive" });
-  const regForm = h(
-    "form",
-    { class: "form form-grid", novalidate: true, id: "patient-register" },
-    Object.values(reg).map((f) => f.root),
-    h("div", { class: "form-actions" }, h("button", { type: "submit", class: "btn btn-primary" }, t("patients.register.submit"))),
-  );
-  regForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    regStatus.replaceChildren();
-    const values = {
-      family: reg.family.input.value.trim(),
-      given: reg.given.input.value.trim(),
-      birthDate: reg.birthDate.input.value,
-      gender: reg.gender.input.value,
-      status: reg.status.input.value,
-      ins: reg.ins.input.value.replace(/\s/g, "").toUpperCase(),
-      insSystem: reg.insSystem.input.value,
-    };
-    const problems = [
-      [reg.family, values.family ? "" : t("patients.family.missing")],
-      [reg.birthDate, DATE.test(values.birthDate) ? "" : t("patients.date.invalid")],
-      [reg.ins, values.ins && !INS.test(values.ins) ? t("patients.ins.invalid") : values.ins && values.status !== "QUAL" ? t("patients.ins.notQual") : ""],
-    ];
-    for (const [f, message] of problems) f.setError(message);
-    const bad = problems.find(([, message]) => message);
-    if (bad) return bad[0].input.focus();
-    try {
-      const patient = await api.post(`/api/v1/groups/${gid}/patients`, buildPatient(values));
-      regForm.reset();
-      regForm.closest("details").open = false;
-      toast(t("patients.registered"));
+  const search = patientSearch({ gid, onSearch: () => detail.replaceChildren(), onResults: showResults });
+  const registration = patientRegistration({
+    gid,
+    onRegistered: async (patient) => {
       showResults([patient]);
       await openPatient(patient.id);
-    } catch (error) {
-      regStatus.replaceChildren(alertBox(errorMessage(error)));
-    }
+    },
   });
 
   view.append(
@@ -415,8 +227,8 @@ export async function render({ view, params, isCurrent }) {
     h(
       "div",
       { class: "grid grid-top" },
-      section(t("patients.search"), h("p", { class: "muted" }, t("patients.search.help")), searchForm, searchStatus, results),
-      section(t("patients.register"), h("details", { class: "disclosure" }, h("summary", null, t("patients.register.open")), regForm, regStatus)),
+      section(t("patients.search"), h("p", { class: "muted" }, t("patients.search.help")), search.form, search.status, results),
+      section(t("patients.register"), h("details", { class: "disclosure" }, h("summary", null, t("patients.register.open")), registration.form, registration.status)),
     ),
     detail,
   );
