@@ -245,3 +245,67 @@ def test_a_message_written_offline_waits_encrypted_and_is_delivered_once(
     expect(page.get_by_role("heading", level=1)).to_have_text("Connexion")
     names = page.evaluate("async () => (await indexedDB.databases()).map((d) => d.name)")
     assert "hds-outbox" not in names
+
+
+def test_tasks_and_break_the_glass(
+    people: People,
+    database: Database,
+    settings: Settings,
+    live_server: LiveServer,
+    contexts: NewContext,
+    guard: Guard,
+) -> None:
+    care = Care(people, database, settings, live_server.url)
+    pharmacist = people.add("lea.roux@example.org", "Léa Roux", profession="21")
+    people.join(care.gid, pharmacist, "clinician")
+    thread = care.api(
+        care.doctor,
+        "POST",
+        f"/api/v1/groups/{care.gid}/threads",
+        json={
+            "patient": f"Patient/{care.pid}",
+            "title": "Anticoagulant",
+            "participants": [str(care.nurse.user_id)],
+            "priority": "urgent",
+        },
+    )
+    tid = thread["id"]
+
+    # A task for Marc, due tomorrow, then accepted.
+    doctor = signed_in(contexts, care.doctor)
+    doctor.goto(f"/#/threads/{tid}")
+    expect(doctor.get_by_role("heading", level=1)).to_have_text("Anticoagulant")
+    doctor.get_by_text("Nouvelle tâche").click()
+    doctor.get_by_label("Tâche", exact=True).fill("Contrôler l'INR jeudi")
+    doctor.get_by_label("Confiée à").select_option(label="Marc Petit")
+    doctor.get_by_label("Échéance").fill("2030-01-10")
+    doctor.get_by_role("button", name="Créer la tâche").click()
+    task = doctor.locator("#task-list li")
+    expect(task).to_contain_text("Contrôler l'INR jeudi")
+    expect(task).to_contain_text("Marc Petit")
+    expect(task).to_contain_text("Demandée")
+    task.get_by_label("Nouveau statut de la tâche « Contrôler l'INR jeudi »").select_option(
+        "accepted"
+    )
+    task.get_by_role("button", name="Appliquer").click()
+    expect(doctor.locator("#task-list li")).to_contain_text("Acceptée")
+    expect(doctor.locator("#participant-list li")).to_have_count(2)
+
+    # Léa, a clinician of the group outside the thread, breaks the glass.
+    guard.expect_http_error(f"/api/v1/threads/{tid}", 403)  # the refusal the app answers
+    pharmacy = signed_in(contexts, pharmacist)
+    pharmacy.goto(f"/#/threads/{tid}")
+    expect(pharmacy.locator("#btg-panel-title")).to_have_text("Vous ne participez pas à ce fil")
+    pharmacy.get_by_role("button", name="Accès d'urgence (bris de glace)").click()
+    dialog = pharmacy.get_by_role("dialog")
+    expect(dialog).to_contain_text("journalisé")
+    dialog.get_by_label("Motif de l'accès").fill("Urgence")
+    dialog.get_by_role("button", name="Accéder au fil").click()
+    expect(dialog).to_contain_text("au moins 20 caractères")
+    dialog.get_by_label("Motif de l'accès").fill("Appel du patient, saignement sous anticoagulant")
+    assert_accessible(pharmacy)
+    dialog.get_by_role("button", name="Accéder au fil").click()
+    expect(pharmacy.get_by_role("heading", level=1)).to_have_text("Anticoagulant")
+    expect(pharmacy.locator(".thread-meta")).to_contain_text("Accès d'urgence jusqu'au")
+    expect(pharmacy.locator("#composer")).to_have_count(0)
+    expect(pharmacy.locator("#task-list li")).to_contain_text("Contrôler l'INR jeudi")
