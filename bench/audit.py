@@ -248,23 +248,26 @@ def bench_verify(n: int) -> dict[str, Any]:
         )
         data = json.dumps(document).encode()
         del entries, document
-        began = time.perf_counter()
+        # CPU time of this one thread: the goal is "on one core", and a shared machine's wall
+        # clock counts the other processes too (both are reported).
+        began, began_cpu = time.perf_counter(), time.thread_time()
         export = parse_export(data)
-        parsed = time.perf_counter()
+        parsed_cpu = time.thread_time()
         report = verify_export(export, [signer.verifier])
-        done = time.perf_counter()
+        done, done_cpu = time.perf_counter(), time.thread_time()
         assert report.ok, report.error
         label = "disclosed" if disclose else "leaves_only"
-        results[f"{label}_parse_s"] = round(parsed - began, 2)
-        results[f"{label}_verify_s"] = round(done - parsed, 2)
-        results[f"{label}_total_s"] = round(done - began, 2)
+        results[f"{label}_parse_cpu_s"] = round(parsed_cpu - began_cpu, 2)
+        results[f"{label}_verify_cpu_s"] = round(done_cpu - parsed_cpu, 2)
+        results[f"{label}_total_cpu_s"] = round(done_cpu - began_cpu, 2)
+        results[f"{label}_total_wall_s"] = round(done - began, 2)
         results[f"{label}_export_mb"] = round(len(data) / 1e6, 1)
-    began = time.perf_counter()
+    began_cpu = time.thread_time()
     compact = CompactRange()
     for h in hashes:
         compact.append(h)
     assert compact.root() == tree_root
-    results["root_of_leaf_hashes_s"] = round(time.perf_counter() - began, 2)
+    results["root_of_leaf_hashes_cpu_s"] = round(time.thread_time() - began_cpu, 2)
     return results
 
 
