@@ -126,7 +126,7 @@ def _declaration(entry: Registered, operation: Operation) -> dict[str, Any]:
 
 def _search_example(param: SearchParam) -> dict[str, Any]:
     if param.type == "reference":
-        target = "Patient" if param.name == "patient" else "Practitioner"
+        target = {"patient": "Patient", "thread": "CareTeam"}.get(param.name, "Practitioner")
         return {"examples": [f"{target}/{EXAMPLE_ID}"]}
     return {}
 

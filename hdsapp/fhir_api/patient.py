@@ -11,14 +11,13 @@ artefacts and SECURITY.md, "FHIR API").
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
 from hdsapp.core.crypto.blind_index import normalize_ins_system, normalize_ins_value
 from hdsapp.core.errors import BadRequest, Conflict, Unprocessable
 from hdsapp.fhir_api.definition import Operation, ResourceDef
-from hdsapp.fhir_api.search import Search, parse_search, searchset
+from hdsapp.fhir_api.search import Search, ids, parse_search, searchset
 from hdsapp.fhir_api.wire import (
     FhirRequest,
     FhirResult,
@@ -52,11 +51,7 @@ def result_of(
 
 def read(services: Services, request: FhirRequest) -> FhirResult:
     public = patients.get_patient(
-        session=services.session,
-        database=services.database,
-        actor=services.actor,
-        settings=services.settings,
-        keyring=services.keyring,
+        **services.args(),
         group_id=request.group_id,
         patient_id=parse_id(request.id, TYPE),
     )
@@ -70,11 +65,7 @@ def create(services: Services, request: FhirRequest) -> FhirResult:
         _check_condition(condition, resource)
     try:
         public = patients.register_patient(
-            session=services.session,
-            database=services.database,
-            actor=services.actor,
-            settings=services.settings,
-            keyring=services.keyring,
+            **services.args(),
             group_id=request.group_id,
             resource=resource,
         )
@@ -141,27 +132,13 @@ def update(services: Services, request: FhirRequest) -> FhirResult:
     if resource.get("id") != request.id:
         raise BadRequest("The resource's id must be the id in the URL.", code="id-mismatch")
     public = patients.update_patient(
-        session=services.session,
-        database=services.database,
-        actor=services.actor,
-        settings=services.settings,
-        keyring=services.keyring,
+        **services.args(),
         group_id=request.group_id,
         patient_id=patient_id,
         resource=resource,
         expected_version=if_match(request),
     )
     return result_of(public)
-
-
-def _ids(search: Search) -> list[uuid.UUID] | None:
-    value = search.get("_id")
-    if value is None:
-        return None
-    try:
-        return [uuid.UUID(value)]
-    except ValueError:
-        return []  # no patient has that id: an empty (and audited) search
 
 
 def _birthdate(search: Search) -> str | None:
@@ -182,17 +159,13 @@ def search_type(services: Services, request: FhirRequest) -> FhirResult:
     search = parse_search(request)
     try:
         found = patients.search_patients(
-            session=services.session,
-            database=services.database,
-            actor=services.actor,
-            settings=services.settings,
-            keyring=services.keyring,
+            **services.args(),
             group_id=request.group_id,
             identifier=search.get("identifier"),
             family=search.get("family"),
             birthdate=_birthdate(search),
             given=search.get("given"),
-            ids=_ids(search),
+            ids=ids(search),
             cursor=search.cursor,
             limit=search.count,
         )

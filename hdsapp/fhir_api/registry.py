@@ -18,10 +18,13 @@ from typing import Any
 from hdsapp.fhir_api import (
     artefacts,
     audit_event,
+    care_team,
+    communication,
     consent,
     organization,
     patient,
     practitioner,
+    task,
 )
 from hdsapp.fhir_api.definition import ResourceDef
 from hdsapp.fhir_api.wire import SearchParam
@@ -44,6 +47,9 @@ def definitions() -> Sequence[ResourceDef]:
         organization.DEFINITION,
         consent.DEFINITION,
         audit_event.DEFINITION,
+        care_team.DEFINITION,
+        communication.DEFINITION,
+        task.DEFINITION,
     ]
 
 

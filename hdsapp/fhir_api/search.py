@@ -13,13 +13,15 @@ clients (each page is filtered by the policy again).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from hdsapp.core.errors import BadRequest
-from hdsapp.fhir_api.wire import FhirRequest, SearchParam, lenient
+from hdsapp.core.errors import BadRequest, Unprocessable
+from hdsapp.fhir_api.wire import FhirRequest, FhirResult, SearchParam, lenient, reference_id
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 100
@@ -146,3 +148,52 @@ def searchset(
             for resource_id, resource in entries
         ]
     return bundle
+
+
+@contextmanager
+def searching() -> Iterator[None]:
+    """A search the service cannot run (its 422 ``invalid-search``) is a bad request in FHIR
+    (400), not a bad resource."""
+    try:
+        yield
+    except Unprocessable as exc:
+        if exc.code not in {"invalid-search", "invalid-patient"}:
+            raise
+        raise BadRequest(exc.detail, code="invalid-search", extra=exc.extra) from None
+
+
+def patient_reference(request: FhirRequest, value: str) -> str:
+    """A ``patient`` search value as a thread stores it: ``Patient/{id}`` for a patient of the
+    group (``Patient/{id}``, the bare id, or the absolute URL on this base), an absolute URL
+    as given for a Patient on another FHIR server (the service checks its shape)."""
+    if value.startswith(("https://", "http://")) and not value.startswith(request.base + "/"):
+        return value
+    try:
+        return f"Patient/{reference_id(value, 'Patient', base=request.base)}"
+    except ValueError:
+        raise _bad("patient takes Patient/{id} or the absolute URL of a Patient.") from None
+
+
+def ids(search: Search) -> list[uuid.UUID] | None:
+    """``_id``: None if absent; a malformed id matches nothing (an empty, audited search)."""
+    value = search.get("_id")
+    if value is None:
+        return None
+    try:
+        return [uuid.UUID(value)]
+    except ValueError:
+        return []
+
+
+def page(
+    request: FhirRequest,
+    search: Search,
+    entries: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    next_cursor: str | None,
+    total: int | None = None,
+) -> FhirResult:
+    """The result of a search: the searchset Bundle of one page."""
+    return FhirResult(
+        resource=searchset(request, search, entries, total=total, next_cursor=next_cursor)
+    )

@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from sqlmodel import Session
 
@@ -42,6 +42,16 @@ class PreconditionFailed(HdsError):
     status, code, title = 412, "precondition-failed", "Precondition failed"
 
 
+class ServiceArgs(TypedDict):
+    """The keyword arguments every use case takes (``use_case(**services.args(), ...)``)."""
+
+    session: Session
+    database: Database
+    actor: Actor
+    settings: Settings
+    keyring: Keyring
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Services:
     """What the domain services need, passed through by the adapter."""
@@ -51,6 +61,15 @@ class Services:
     actor: Actor
     settings: Settings
     keyring: Keyring
+
+    def args(self) -> ServiceArgs:
+        return ServiceArgs(
+            session=self.session,
+            database=self.database,
+            actor=self.actor,
+            settings=self.settings,
+            keyring=self.keyring,
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

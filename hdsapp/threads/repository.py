@@ -202,6 +202,16 @@ def _unread(thread_key: Any, user_id: uuid.UUID | None, floor: Any) -> Any:
     )
 
 
+def _participation(participant: Any, user_id: uuid.UUID | None) -> ColumnElement[bool]:
+    """The join of ``thread`` with the caller's current participation (an aliased
+    ``thread_participant``)."""
+    return and_(
+        col(participant.thread_id) == col(Thread.id),
+        col(participant.user_id) == user_id,
+        col(participant.removed_at).is_(None),
+    )
+
+
 def _thread_rows_statement(user_id: uuid.UUID | None, now: dt.datetime) -> Any:
     participant = aliased(ThreadParticipant)
     position = aliased(ReadPosition)
@@ -226,14 +236,7 @@ def _thread_rows_statement(user_id: uuid.UUID | None, now: dt.datetime) -> Any:
             col(participant.id).is_not(None).label("participant"),
             grant.label("grant_expires_at"),
         )
-        .outerjoin(
-            participant,
-            and_(
-                col(participant.thread_id) == col(Thread.id),
-                col(participant.user_id) == user_id,
-                col(participant.removed_at).is_(None),
-            ),
-        )
+        .outerjoin(participant, _participation(participant, user_id))
         .outerjoin(
             position,
             and_(col(position.thread_id) == col(Thread.id), col(position.user_id) == user_id),
@@ -272,6 +275,7 @@ def list_threads(
     unread_only: bool,
     after: tuple[dt.datetime, uuid.UUID] | None,
     limit: int,
+    ids: Sequence[uuid.UUID] | None = None,
 ) -> list[ThreadRow]:
     statement, unread = _thread_rows_statement(user_id, now)
     statement = statement.where(
@@ -279,6 +283,8 @@ def list_threads(
     )
     if patient_reference is not None:
         statement = statement.where(col(Thread.patient_reference) == patient_reference)
+    if ids is not None:
+        statement = statement.where(col(Thread.id).in_(ids))
     if unread_only:
         statement = statement.where(unread > 0)
     if after is not None:
@@ -380,6 +386,24 @@ def list_participants(
     return [(row[0], row[1]) for row in session.execute(statement.limit(limit)).all()]
 
 
+def current_participants(
+    session: Session, thread_ids: Sequence[uuid.UUID]
+) -> Sequence[tuple[ThreadParticipant, User]]:
+    """The current participants of several threads, each thread's in the order they joined."""
+    if not thread_ids:
+        return []
+    statement = (
+        select(ThreadParticipant, User)
+        .join(User, col(User.id) == col(ThreadParticipant.user_id))
+        .where(
+            col(ThreadParticipant.thread_id).in_(thread_ids),
+            col(ThreadParticipant.removed_at).is_(None),
+        )
+        .order_by(col(ThreadParticipant.added_at), col(ThreadParticipant.id))
+    )
+    return [(row[0], row[1]) for row in session.execute(statement).all()]
+
+
 def care_members_among(
     session: Session, group_id: uuid.UUID, user_ids: Sequence[uuid.UUID], *, now: dt.datetime
 ) -> set[uuid.UUID]:
@@ -463,6 +487,77 @@ def list_messages(
         .limit(limit)
     )
     return [(row[0], row[1], row[2]) for row in session.execute(statement).all()]
+
+
+def _after(created: Any, key: Any, after: tuple[dt.datetime, uuid.UUID]) -> ColumnElement[bool]:
+    """Rows after ``after`` in (created, id) order: the keyset of a page."""
+    moment, last_id = after
+    return or_(created > moment, and_(created == moment, key > last_id))
+
+
+def message_with_attachment(
+    session: Session, message_id: uuid.UUID
+) -> tuple[Message, Attachment | None, str] | None:
+    """One message with its attachment and its author's display name."""
+    statement = (
+        select(Message, Attachment, col(User.display_name))
+        .outerjoin(Attachment, col(Attachment.message_id) == col(Message.id))
+        .join(User, col(User.id) == col(Message.author_id))
+        .where(col(Message.id) == message_id)
+    )
+    found = session.execute(statement).first()
+    return None if found is None else (found[0], found[1], found[2])
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    message: Message
+    attachment: Attachment | None
+    author_name: str
+    thread: Thread
+    participant: bool
+
+
+def search_messages(
+    session: Session,
+    *,
+    visible: ColumnElement[bool],
+    group_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    patient_reference: str,
+    after: tuple[dt.datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[MessageRow]:
+    """Messages of the group's threads about a patient that the caller may see (``visible``
+    is a predicate over ``thread``), in the order they were posted; a participant who joined
+    without the history sees only what followed."""
+    participant = aliased(ThreadParticipant)
+    statement = (
+        select(
+            Message,
+            Attachment,
+            col(User.display_name),
+            Thread,
+            col(participant.id).is_not(None),
+        )
+        .join(Thread, col(Thread.id) == col(Message.thread_id))
+        .join(User, col(User.id) == col(Message.author_id))
+        .outerjoin(Attachment, col(Attachment.message_id) == col(Message.id))
+        .outerjoin(participant, _participation(participant, user_id))
+        .where(
+            col(Thread.group_id) == group_id,
+            col(Thread.patient_reference) == patient_reference,
+            visible,
+            col(Message.seq) > func.coalesce(col(participant.visible_from_seq), 0),
+        )
+    )
+    if after is not None:
+        statement = statement.where(_after(col(Message.created_at), col(Message.id), after))
+    statement = statement.order_by(col(Message.created_at), col(Message.id)).limit(limit)
+    return [
+        MessageRow(row[0], row[1], row[2], row[3], bool(row[4]))
+        for row in session.execute(statement).all()
+    ]
 
 
 # -- read positions ----------------------------------------------------------------------------
@@ -567,6 +662,36 @@ def my_tasks(
             )
         )
     statement = statement.order_by(due, col(Task.created_at), col(Task.id)).limit(limit)
+    return [(row[0], row[1]) for row in session.execute(statement).all()]
+
+
+def search_tasks(
+    session: Session,
+    *,
+    visible: ColumnElement[bool],
+    group_id: uuid.UUID,
+    owner: uuid.UUID | None,
+    statuses: Sequence[str] | None,
+    patient_reference: str | None,
+    after: tuple[dt.datetime, uuid.UUID] | None,
+    limit: int,
+) -> Sequence[tuple[Task, Thread]]:
+    """Tasks of the group's threads the caller may see (``visible`` is a predicate over
+    ``thread``), oldest first."""
+    statement = (
+        select(Task, Thread)
+        .join(Thread, col(Thread.id) == col(Task.thread_id))
+        .where(col(Thread.group_id) == group_id, visible)
+    )
+    if owner is not None:
+        statement = statement.where(col(Task.assignee_id) == owner)
+    if statuses is not None:
+        statement = statement.where(col(Task.status).in_(statuses))
+    if patient_reference is not None:
+        statement = statement.where(col(Thread.patient_reference) == patient_reference)
+    if after is not None:
+        statement = statement.where(_after(col(Task.created_at), col(Task.id), after))
+    statement = statement.order_by(col(Task.created_at), col(Task.id)).limit(limit)
     return [(row[0], row[1]) for row in session.execute(statement).all()]
 
 

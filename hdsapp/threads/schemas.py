@@ -137,6 +137,7 @@ class MessagePublic(BaseModel):
     client_id: str
     corrects: uuid.UUID | None
     attachment: AttachmentPublic | None = None
+    patient: str | None = Field(default=None, description="the thread's patient (reference)")
 
 
 class MessageList(BaseModel):
@@ -194,6 +195,7 @@ class TaskPublic(BaseModel):
     created_at: dt.datetime
     updated_at: dt.datetime
     version: int
+    patient: str | None = Field(default=None, description="the thread's patient (reference)")
 
 
 class TaskList(BaseModel):

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import anyio.to_thread
+from sqlalchemy import ColumnElement
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -64,6 +65,7 @@ from hdsapp.models.read_position import ReadPosition
 from hdsapp.models.task import Task
 from hdsapp.models.thread import Thread
 from hdsapp.models.thread_participant import ThreadParticipant
+from hdsapp.models.user import User
 from hdsapp.patients import service as patients
 from hdsapp.policy import Context, Decision, Resource, ResourceType, decide, row_plan
 from hdsapp.threads import blobs, content, repository
@@ -103,6 +105,7 @@ CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 ATTACHMENT_CHUNK_BYTES = MAX_CHUNK_SIZE
 LOCAL_PATIENT = re.compile(r"Patient/([0-9a-fA-F-]{36})")
 DEFAULT_STATUSES = ("open", "closed")
+THREAD_STATUSES = ("open", "closed", "archived")
 EMERGENCY = "emergency-access"
 
 # FHIR Task status transitions (http://hl7.org/fhir/task-status), the subset used here.
@@ -393,6 +396,40 @@ def _access(
 # -- threads -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class CareTeam:
+    """A thread and its circle of care (current participants), as FHIR serves it."""
+
+    thread: ThreadPublic
+    members: list[ParticipantPublic]
+
+
+@dataclass(frozen=True, slots=True)
+class CareTeamList:
+    items: list[CareTeam]
+    next_cursor: str | None
+
+
+def _participant_public(row: ThreadParticipant, user: User) -> ParticipantPublic:
+    return ParticipantPublic(
+        user_id=row.user_id,
+        display_name=user.display_name,
+        profession=user.profession,
+        added_at=row.added_at,
+        added_by=row.added_by,
+        shares_history=row.visible_from_seq == 0,
+    )
+
+
+def _members(
+    session: Session, thread_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[ParticipantPublic]]:
+    found: dict[uuid.UUID, list[ParticipantPublic]] = {}
+    for row, user in repository.current_participants(session, thread_ids):
+        found.setdefault(row.thread_id, []).append(_participant_public(row, user))
+    return found
+
+
 def _thread_public(
     session: Session,
     keyring: Keyring,
@@ -547,14 +584,90 @@ def list_threads(
         )
         if part
     )
-    access = _access("search", "E", "CareTeam", group_id=group_id, query=query)
+    found = _list_threads(
+        session=session,
+        database=database,
+        actor=actor,
+        settings=settings,
+        keyring=keyring,
+        where=ThreadFilter(
+            group_id=group_id,
+            query=query,
+            statuses=(status,) if status else DEFAULT_STATUSES,
+            patient=patient,
+            unread=unread,
+        ),
+        cursor=cursor,
+        limit=limit,
+        members=False,
+    )
+    return ThreadList(items=[team.thread for team in found.items], next_cursor=found.next_cursor)
+
+
+def search_care_teams(
+    *,
+    session: Session,
+    database: Database,
+    actor: Actor,
+    settings: Settings,
+    keyring: Keyring,
+    group_id: uuid.UUID,
+    patient: str | None,
+    ids: Sequence[uuid.UUID] | None,
+    cursor: str | None,
+    limit: int,
+) -> CareTeamList:
+    """The threads of the group the caller may read, in every status (archived included),
+    with their circles of care (FHIR CareTeam search): the use case, policy action
+    (``thread.list``, rows ``thread.read``) and audit entry of ``list_threads``."""
+    asked = (("patient", patient is not None), ("_id", ids is not None))
+    query = "CareTeam?" + "&".join(f"{name}=*" for name, used in asked if used)
+    return _list_threads(
+        session=session,
+        database=database,
+        actor=actor,
+        settings=settings,
+        keyring=keyring,
+        where=ThreadFilter(
+            group_id=group_id, query=query, statuses=THREAD_STATUSES, patient=patient, ids=ids
+        ),
+        cursor=cursor,
+        limit=limit,
+        members=True,
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ThreadFilter:
+    group_id: uuid.UUID
+    query: str  # for the audit entry: the parameters used, never their values
+    statuses: Sequence[str]
+    patient: str | None = None
+    ids: Sequence[uuid.UUID] | None = None
+    unread: bool = False
+
+
+def _list_threads(
+    *,
+    session: Session,
+    database: Database,
+    actor: Actor,
+    settings: Settings,
+    keyring: Keyring,
+    where: ThreadFilter,
+    cursor: str | None,
+    limit: int,
+    members: bool,
+) -> CareTeamList:
+    group_id = where.group_id
+    access = _access("search", "E", "CareTeam", group_id=group_id, query=where.query)
     with audited(session, database, actor, access) as scope:
         context = groups.policy_context(settings)
         resource = Resource(type=ResourceType.THREAD, group_id=group_id)
         authorize(actor, "thread.list", resource, context, scope)
         if groups_repository.group_by_id(session, group_id) is None:
             raise groups.not_found(ResourceType.GROUP)
-        reference = patient_reference(patient)[1] if patient else None
+        reference = patient_reference(where.patient)[1] if where.patient else None
         after = pagination.decode_cursor(cursor, dt.datetime, uuid.UUID) if cursor else None
         plan = row_plan(actor, "thread.read", context)
         visible = groups_repository.plan_predicate(
@@ -567,15 +680,23 @@ def list_threads(
             group_id=group_id,
             user_id=actor.user_id,
             now=context.now,
-            statuses=(status,) if status else DEFAULT_STATUSES,
+            statuses=where.statuses,
             patient_reference=reference,
-            unread_only=unread,
+            ids=where.ids,
+            unread_only=where.unread,
             after=after,
             limit=limit + 1,
         )
         page = rows[:limit]
         display = _display(session, keyring, group_id, [r.thread for r in page])
-        items = [_thread_public(session, keyring, row, display) for row in page]
+        circles = _members(session, [r.thread.id for r in page]) if members else {}
+        items = [
+            CareTeam(
+                thread=_thread_public(session, keyring, row, display),
+                members=circles.get(row.thread.id, []),
+            )
+            for row in page
+        ]
         scope.result_refs = [f"CareTeam/{r.thread.id}" for r in page]
         if any(not r.participant for r in page):
             # Some are visible through break-the-glass only: an emergency read.
@@ -583,7 +704,7 @@ def list_threads(
             scope.legal_basis = EMERGENCY
             scope.reason = "break-the-glass: threads listed under a grant"
         last = page[-1].thread if len(rows) > limit else None
-        return ThreadList(
+        return CareTeamList(
             items=items,
             next_cursor=pagination.encode_cursor(last.last_activity_at, last.id) if last else None,
         )
@@ -598,6 +719,50 @@ def get_thread(
     keyring: Keyring,
     thread_id: uuid.UUID,
 ) -> ThreadPublic:
+    found = _read_thread(
+        session=session,
+        database=database,
+        actor=actor,
+        settings=settings,
+        keyring=keyring,
+        thread_id=thread_id,
+        members=False,
+    )
+    return found.thread
+
+
+def get_care_team(
+    *,
+    session: Session,
+    database: Database,
+    actor: Actor,
+    settings: Settings,
+    keyring: Keyring,
+    thread_id: uuid.UUID,
+) -> CareTeam:
+    """The thread with its circle of care (FHIR CareTeam read): the use case, policy action
+    (``thread.read``) and audit entry of ``get_thread``."""
+    return _read_thread(
+        session=session,
+        database=database,
+        actor=actor,
+        settings=settings,
+        keyring=keyring,
+        thread_id=thread_id,
+        members=True,
+    )
+
+
+def _read_thread(
+    *,
+    session: Session,
+    database: Database,
+    actor: Actor,
+    settings: Settings,
+    keyring: Keyring,
+    thread_id: uuid.UUID,
+    members: bool,
+) -> CareTeam:
     with audited(session, database, actor, _access("read", "R", "CareTeam")) as scope:
         context = groups.policy_context(settings)
         standing = _load(
@@ -609,7 +774,9 @@ def get_thread(
             context=context,
             scope=scope,
         )
-        return _one_thread(session, keyring, actor, standing.thread, context.now)
+        public = _one_thread(session, keyring, actor, standing.thread, context.now)
+        found = _members(session, [public.id]) if members else {}
+        return CareTeam(thread=public, members=found.get(public.id, []))
 
 
 def update_thread(
@@ -686,17 +853,7 @@ def list_participants(
         page = rows[:limit]
         last = page[-1][0] if len(rows) > limit else None
         return ParticipantList(
-            items=[
-                ParticipantPublic(
-                    user_id=p.user_id,
-                    display_name=u.display_name,
-                    profession=u.profession,
-                    added_at=p.added_at,
-                    added_by=p.added_by,
-                    shares_history=p.visible_from_seq == 0,
-                )
-                for p, u in page
-            ],
+            items=[_participant_public(p, u) for p, u in page],
             next_cursor=pagination.encode_cursor(last.added_at, last.id) if last else None,
         )
 
@@ -745,14 +902,7 @@ def add_participant(
         repository.add(session, row)
         user = groups_repository.user_by_id(session, request.user_id)
         assert user is not None
-        return ParticipantPublic(
-            user_id=row.user_id,
-            display_name=user.display_name,
-            profession=user.profession,
-            added_at=row.added_at,
-            added_by=row.added_by,
-            shares_history=row.visible_from_seq == 0,
-        )
+        return _participant_public(row, user)
 
 
 def remove_participant(
@@ -825,6 +975,7 @@ def _message_public(
         body=body,
         client_id=message.client_id,
         corrects=message.corrects_id,
+        patient=thread.patient_reference,
         attachment=(
             _attachment_public(session, keyring, thread, attachment) if attachment else None
         ),
@@ -873,6 +1024,113 @@ def list_messages(
         ]
         return MessageList(
             items=items, next_cursor=str(page[-1][0].seq) if len(rows) > limit else None
+        )
+
+
+def get_message(
+    *,
+    session: Session,
+    database: Database,
+    actor: Actor,
+    settings: Settings,
+    keyring: Keyring,
+    message_id: uuid.UUID,
+) -> MessagePublic:
+    """One message (FHIR Communication read), under the policy action of reading the thread's
+    messages (``message.list``); a message from before the caller's history is not found."""
+    access = _access("read", "R", "Communication", resource_id=str(message_id))
+    with audited(session, database, actor, access) as scope:
+        context = groups.policy_context(settings)
+        found = repository.message_with_attachment(session, message_id)
+        if found is None:
+            raise not_found(ResourceType.MESSAGE)
+        message, attachment, name = found
+        standing = _standing(session, actor, message.thread_id, context.now)
+        _authorize(
+            actor, "message.list", standing, ResourceType.MESSAGE, context=context, scope=scope
+        )
+        if message.seq <= standing.history_from:
+            raise not_found(ResourceType.MESSAGE)
+        names = {message.author_id: name}
+        return _message_public(
+            session, keyring, standing.thread, message, attachment=attachment, names=names
+        )
+
+
+def _group_search(
+    actor: Actor, group_id: uuid.UUID, session: Session, context: Context, scope: AuditScope
+) -> None:
+    """A search across the group's threads is allowed as listing them (``thread.list``); the
+    rows are then filtered by the row plan of the rows' own read action."""
+    resource = Resource(type=ResourceType.THREAD, group_id=group_id)
+    authorize(actor, "thread.list", resource, context, scope)
+    if groups_repository.group_by_id(session, group_id) is None:
+        raise groups.not_found(ResourceType.GROUP)
+
+
+def _visible(actor: Actor, action: str, context: Context) -> ColumnElement[bool]:
+    return groups_repository.plan_predicate(
+        row_plan(actor, action, context),
+        actor,
+        col(Thread.group_id),
+        repository.thread_predicates(context.now),
+    )
+
+
+def search_messages(
+    *,
+    session: Session,
+    database: Database,
+    actor: Actor,
+    settings: Settings,
+    keyring: Keyring,
+    group_id: uuid.UUID,
+    patient: str,
+    cursor: str | None,
+    limit: int,
+) -> MessageList:
+    """The messages about a patient in the group's threads the caller may read (FHIR
+    Communication search by patient), oldest first: allowed as listing the threads
+    (``thread.list``), rows filtered in SQL by the row plan of ``message.list``."""
+    query = "Communication?patient=*"
+    access = _access("search", "E", "Communication", group_id=group_id, query=query)
+    with audited(session, database, actor, access) as scope:
+        context = groups.policy_context(settings)
+        _group_search(actor, group_id, session, context, scope)
+        patient_id, reference = patient_reference(patient)
+        scope.patient_id = patient_id
+        after = pagination.decode_cursor(cursor, dt.datetime, uuid.UUID) if cursor else None
+        limit = max(1, min(limit, pagination.MAX_LIMIT))
+        rows = repository.search_messages(
+            session,
+            visible=_visible(actor, "message.list", context),
+            group_id=group_id,
+            user_id=actor.user_id,
+            patient_reference=reference,
+            after=after,
+            limit=limit + 1,
+        )
+        page = rows[:limit]
+        scope.result_refs = [f"Communication/{r.message.id}" for r in page]
+        if any(not r.participant for r in page):
+            scope.purpose_of_use = "ETREAT"
+            scope.legal_basis = EMERGENCY
+            scope.reason = "break-the-glass: messages read under a grant"
+        items = [
+            _message_public(
+                session,
+                keyring,
+                r.thread,
+                r.message,
+                attachment=r.attachment,
+                names={r.message.author_id: r.author_name},
+            )
+            for r in page
+        ]
+        last = page[-1].message if len(rows) > limit else None
+        return MessageList(
+            items=items,
+            next_cursor=pagination.encode_cursor(last.created_at, last.id) if last else None,
         )
 
 
@@ -1259,6 +1517,7 @@ def _task_public(session: Session, keyring: Keyring, thread: Thread, task: Task)
         created_at=task.created_at,
         updated_at=task.updated_at,
         version=task.version,
+        patient=thread.patient_reference,
     )
 
 
@@ -1388,16 +1647,23 @@ def update_task(
     keyring: Keyring,
     task_id: uuid.UUID,
     request: TaskUpdate,
+    expected_version: int | None = None,
 ) -> TaskPublic:
     """Change the description, assignee (a participant, or null), due date, or status along a
     valid transition (requested -> accepted | in-progress | cancelled, accepted ->
-    in-progress | cancelled, in-progress -> completed | cancelled)."""
+    in-progress | cancelled, in-progress -> completed | cancelled). ``expected_version`` (the
+    FHIR ``If-Match``): 412 unless it is the current version."""
     with audited(session, database, actor, _access("update", "U", "Task")) as scope:
         context = groups.policy_context(settings)
         task, standing = _task_and_standing(
             session, actor, task_id, "task.update", context=context, scope=scope, for_update=True
         )
         thread = standing.thread
+        if expected_version is not None and expected_version != task.version:
+            raise patients.VersionConflict(
+                "The task was changed since that version.",
+                extra={"current_version": task.version},
+            )
         changes = request.model_fields_set
         if "description" in changes:
             if request.description is None:
@@ -1432,6 +1698,57 @@ def update_task(
         repository.add(session, task)
         repository.touch(session, thread.id, context.now)
         return _task_public(session, keyring, thread, task)
+
+
+def search_tasks(
+    *,
+    session: Session,
+    database: Database,
+    actor: Actor,
+    settings: Settings,
+    keyring: Keyring,
+    group_id: uuid.UUID,
+    owner: uuid.UUID | None,
+    statuses: Sequence[str] | None,
+    patient: str | None,
+    cursor: str | None,
+    limit: int,
+) -> TaskList:
+    """The tasks of the group's threads the caller may read (FHIR Task search), by assignee,
+    statuses and patient, oldest first: allowed as listing the threads (``thread.list``),
+    rows filtered in SQL by the row plan of ``task.read``."""
+    asked = (
+        ("owner", owner is not None),
+        ("status", statuses is not None),
+        ("patient", patient is not None),
+    )
+    query = "Task?" + "&".join(f"{name}=*" for name, used in asked if used)
+    access = _access("search", "E", "Task", group_id=group_id, query=query)
+    with audited(session, database, actor, access) as scope:
+        context = groups.policy_context(settings)
+        _group_search(actor, group_id, session, context, scope)
+        reference = None
+        if patient is not None:
+            scope.patient_id, reference = patient_reference(patient)
+        after = pagination.decode_cursor(cursor, dt.datetime, uuid.UUID) if cursor else None
+        limit = max(1, min(limit, pagination.MAX_LIMIT))
+        rows = repository.search_tasks(
+            session,
+            visible=_visible(actor, "task.read", context),
+            group_id=group_id,
+            owner=owner,
+            statuses=statuses,
+            patient_reference=reference,
+            after=after,
+            limit=limit + 1,
+        )
+        page = rows[:limit]
+        scope.result_refs = [f"Task/{t.id}" for t, _ in page]
+        last = page[-1][0] if len(rows) > limit else None
+        return TaskList(
+            items=[_task_public(session, keyring, thread, task) for task, thread in page],
+            next_cursor=pagination.encode_cursor(last.created_at, last.id) if last else None,
+        )
 
 
 def my_tasks(

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx2 import Response
 from sqlalchemy import func, select
 from sqlmodel import col
@@ -18,8 +20,9 @@ from hdsapp.core.actor import Role
 from hdsapp.models.patient import Patient
 from tests.conftest import REPO_ROOT
 from tests.groups.world import World, world
+from tests.threads.conftest import Ward
 
-__all__ = ["world"]
+__all__ = ["Ward", "world"]
 
 FHIR_JSON = "application/fhir+json"
 EXAMPLES = REPO_ROOT / "fhir" / "examples"
@@ -110,3 +113,42 @@ def build_clinic(world: World) -> Clinic:
 @pytest.fixture
 def clinic(world: World) -> Clinic:
     return build_clinic(world)
+
+
+# -- case threads (CareTeam, Communication, Task) --------------------------------------------
+
+
+def fhir_call(
+    ward: Ward,
+    who: str,
+    method: str,
+    path: str,
+    *,
+    resource: Any = None,
+    headers: dict[str, str] | None = None,
+    group: uuid.UUID | None = None,
+) -> Response:
+    """A FHIR call on group A's base (or ``group``'s) as ``who`` of the ward."""
+    sent = dict(headers or {})
+    kwargs: dict[str, Any] = {}
+    if resource is not None:
+        sent.setdefault("Content-Type", FHIR_JSON)
+        kwargs["content"] = json.dumps(resource, ensure_ascii=False).encode()
+    url = f"/fhir/{group or ward.gid}/{path}"
+    result: Response = ward.call(method, who, url, headers=sent, **kwargs)
+    return result
+
+
+def audited_once(ward: Ward, call: Callable[[], Response]) -> tuple[Response, dict[str, Any]]:
+    """Run ``call``; it must leave exactly one audit entry, returned with the response."""
+    before = ward.world.audit_count()
+    response = call()
+    assert ward.world.audit_count() == before + 1, response.text
+    return response, ward.world.audit_tail()[0]
+
+
+@pytest.fixture
+def ward(world: World, app: FastAPI) -> Iterator[Ward]:
+    built = Ward(world, app)
+    yield built
+    built.close()

@@ -46,6 +46,18 @@ def test_metadata_is_a_valid_r4_capability_statement(clinic: Clinic) -> None:
     assert {"identifier", "family", "given", "birthdate", "_id"} <= {
         p["name"] for p in patient["searchParam"]
     }
+    # Case threads: a thread is a CareTeam, a message a Communication, a task a Task.
+    for name, interactions, names in [
+        ("CareTeam", ["read", "search-type"], {"_id", "patient"}),
+        ("Communication", ["read", "search-type", "create"], {"thread", "patient"}),
+        ("Task", ["read", "update", "create", "search-type"], {"owner", "status", "patient"}),
+    ]:
+        assert [i["code"] for i in served[name]["interaction"]] == interactions
+        assert {p["name"] for p in served[name]["searchParam"]} == names
+    assert served["Task"]["versioning"] == "versioned-update"
+    thread = next(p for p in served["Communication"]["searchParam"] if p["name"] == "thread")
+    assert thread["definition"] == "urn:hdsapp:SearchParameter/Communication-thread"
+    assert thread["type"] == "reference"
 
 
 def test_metadata_for_any_group_and_format(clinic: Clinic) -> None:
@@ -76,6 +88,21 @@ def test_search_parameter_artefacts_are_valid_and_all_served() -> None:
 def test_examples_are_valid(path: Path) -> None:
     data = json.loads(path.read_text(encoding="utf-8"))
     parse(data["resourceType"], data)
+
+
+def test_thread_search_parameters_name_their_elements() -> None:
+    """The custom ``thread`` parameter and the others over threads say which element they
+    search (Communication.about, Task.for...), for clients that read the definitions."""
+    by_url = {p["url"]: p for p in artefacts.search_parameters()}
+    expressions = {
+        "Communication-thread": "Communication.about.where(resolve() is CareTeam)",
+        "Communication-patient": "Communication.subject.where(resolve() is Patient)",
+        "CareTeam-patient": "CareTeam.subject.where(resolve() is Patient)",
+        "Task-patient": "Task.for.where(resolve() is Patient)",
+        "Task-owner": "Task.owner",
+    }
+    for name, expression in expressions.items():
+        assert by_url[f"urn:hdsapp:SearchParameter/{name}"]["expression"] == expression
 
 
 def test_base_capability_statement_is_valid() -> None:

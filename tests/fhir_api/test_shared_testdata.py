@@ -50,11 +50,13 @@ REFUSALS: dict[str, tuple[int, str | None]] = {
     # extensions (they round-trip, see valid/patient-name-extensions.json), but this Patient has
     # no FR Core identity reliability status, which registration requires.
     "pat-example-ext.json": (422, "Patient.extension"),
+    # A Communication (a message) with HTML-like markup in its markdown: refused where the
+    # reference validator flags it.
+    "bad-markdown.json": (422, "Communication.note[0].text"),
     # Types this server does not serve (no create): 404, whatever the content.
     "Observation-ex-pain.json": (404, None),
     "bundle-duplicate-id.json": (404, None),
     "bundle-id-search-2.json": (404, None),
-    "bad-markdown.json": (404, None),
 }
 # Refused here for another reason than the reference validator's (the comment above).
 OTHER_REASON = {"pat-example-ext.json"}
