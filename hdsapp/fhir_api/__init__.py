@@ -15,6 +15,8 @@ OperationOutcome. Conformance resources are data in the repository's ``fhir/`` f
 - ``search``: search parameters, ``_count`` and the opaque cursor, searchset Bundles.
 - ``registry``: resource types, interactions, policy actions, search parameters.
 - ``capability``: ``metadata``.
-- ``patient``, ``practitioner``, ``organization``, ``consent``, ``audit_event``: the
-  interactions of each resource type.
+- ``validation``: a submitted resource checked strictly, its problems as 422 issues.
+- ``patient``, ``practitioner``, ``organization``, ``consent``, ``audit_event``, and over case
+  threads ``care_team`` (a thread), ``communication`` (a message), ``task``: the interactions
+  of each resource type.
 """
