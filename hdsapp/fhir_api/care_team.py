@@ -94,6 +94,7 @@ def search_type(services: Services, request: FhirRequest) -> FhirResult:
         search,
         [(str(team.thread.id), care_team_resource(team)) for team in found.items],
         next_cursor=found.next_cursor,
+        total=found.total,
     )
 
 

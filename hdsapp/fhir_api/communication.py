@@ -19,8 +19,8 @@
 Create takes ``status`` completed, ``about`` the thread, one ``payload`` ``contentString``;
 ``subject``, ``sender`` and ``sent`` are the server's (the thread's patient, the caller, the
 time) and ignored if sent; documents are uploaded with ``POST /api/v1/threads/{tid}/attachments``.
-Search: ``thread`` (``CareTeam/{id}``, the thread's messages in order) or ``patient`` (every
-message about the patient in the threads the caller may read).
+Search: ``thread`` (``CareTeam/{id}``, the thread's messages in order), or ``patient`` (every
+message about the patient in the threads the caller may read) and/or ``_id``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,14 @@ from typing import Any
 
 from hdsapp.core.errors import BadRequest, Unprocessable
 from hdsapp.fhir_api.definition import Operation, ResourceDef
-from hdsapp.fhir_api.search import page, parse_search, patient_reference, searching
+from hdsapp.fhir_api.search import (
+    ids,
+    page,
+    parse_search,
+    patient_reference,
+    referenced_id,
+    searching,
+)
 from hdsapp.fhir_api.validation import check_resource, invalid, located, referenced
 from hdsapp.fhir_api.wire import (
     FhirRequest,
@@ -39,7 +46,6 @@ from hdsapp.fhir_api.wire import (
     instant,
     parse_id,
     parse_resource,
-    reference_id,
 )
 from hdsapp.threads import service as threads
 from hdsapp.threads.schemas import MessageCreate, MessagePublic
@@ -184,30 +190,29 @@ def create(services: Services, request: FhirRequest) -> FhirResult:
 
 def search_type(services: Services, request: FhirRequest) -> FhirResult:
     search = parse_search(request)
-    thread, patient = search.get("thread"), search.get("patient")
-    if (thread is None) == (patient is None):
+    thread_id = referenced_id(request, search, "thread", "CareTeam")
+    patient, by_id = search.get("patient"), ids(search)
+    if (thread_id is None) == (patient is None and by_id is None):
         raise BadRequest(
-            "Communication is searched by thread or by patient.", code="invalid-search"
+            "Communication is searched by thread, or by patient and/or _id.",
+            code="invalid-search",
         )
     with searching():
-        if thread is not None:
-            try:
-                thread_id = reference_id(thread, "CareTeam", base=request.base)
-            except ValueError:
-                raise BadRequest("thread takes CareTeam/{id}.", code="invalid-search") from None
+        if thread_id is not None:
             found = threads.list_messages(
                 **services.args(),
                 thread_id=thread_id,
                 after=None,
                 cursor=search.cursor,
                 limit=search.count,
+                with_total=True,
             )
         else:
-            assert patient is not None
             found = threads.search_messages(
                 **services.args(),
                 group_id=request.group_id,
-                patient=patient_reference(request, patient),
+                patient=None if patient is None else patient_reference(request, patient),
+                ids=by_id,
                 cursor=search.cursor,
                 limit=search.count,
             )
@@ -217,6 +222,7 @@ def search_type(services: Services, request: FhirRequest) -> FhirResult:
         search,
         [(str(m.id), communication_resource(m, origin)) for m in found.items],
         next_cursor=found.next_cursor,
+        total=found.total,
     )
 
 
@@ -236,7 +242,10 @@ DEFINITION = ResourceDef(
             action="message.list",
             also=("thread.list",),
             handler=search_type,
-            documentation="By thread (CareTeam/{id}) or by patient; one of them is required.",
+            documentation=(
+                "By thread (CareTeam/{id}), or by patient and/or _id; thread is not combined"
+                " with the others."
+            ),
         ),
         Operation(
             code="create",
@@ -248,5 +257,5 @@ DEFINITION = ResourceDef(
             ),
         ),
     ),
-    search=("thread", "patient"),
+    search=("thread", "patient", "_id"),
 )

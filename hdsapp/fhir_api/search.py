@@ -174,6 +174,20 @@ def patient_reference(request: FhirRequest, value: str) -> str:
         raise _bad("patient takes Patient/{id} or the absolute URL of a Patient.") from None
 
 
+def referenced_id(
+    request: FhirRequest, search: Search, name: str, resource_type: str
+) -> uuid.UUID | None:
+    """The id a reference parameter names (``Type/{id}``, the bare id or the absolute URL on
+    this base), None if absent; 400 if it names anything else."""
+    value = search.get(name)
+    if value is None:
+        return None
+    try:
+        return reference_id(value, resource_type, base=request.base)
+    except ValueError:
+        raise _bad(f"{name} takes {resource_type}/{{id}}.") from None
+
+
 def ids(search: Search) -> list[uuid.UUID] | None:
     """``_id``: None if absent; a malformed id matches nothing (an empty, audited search)."""
     value = search.get("_id")

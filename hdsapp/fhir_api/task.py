@@ -25,12 +25,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import uuid
 from typing import Any
 
 from hdsapp.core.errors import BadRequest, Unprocessable
 from hdsapp.fhir_api.definition import Operation, ResourceDef
-from hdsapp.fhir_api.search import page, parse_search, patient_reference, searching
+from hdsapp.fhir_api.search import (
+    page,
+    parse_search,
+    patient_reference,
+    referenced_id,
+    searching,
+)
 from hdsapp.fhir_api.validation import check_resource, invalid, located, referenced
 from hdsapp.fhir_api.wire import (
     FhirRequest,
@@ -40,7 +45,6 @@ from hdsapp.fhir_api.wire import (
     instant,
     parse_id,
     parse_resource,
-    reference_id,
 )
 from hdsapp.threads import service as threads
 from hdsapp.threads.schemas import TaskCreate, TaskPublic, TaskUpdate
@@ -183,12 +187,8 @@ def update(services: Services, request: FhirRequest) -> FhirResult:
 
 def search_type(services: Services, request: FhirRequest) -> FhirResult:
     search = parse_search(request)
-    owner: uuid.UUID | None = None
-    if (value := search.get("owner")) is not None:
-        try:
-            owner = reference_id(value, "Practitioner", base=request.base)
-        except ValueError:
-            raise BadRequest("owner takes Practitioner/{id}.", code="invalid-search") from None
+    owner = referenced_id(request, search, "owner", "Practitioner")
+    thread_id = referenced_id(request, search, "focus", "CareTeam")
     status = search.get("status")
     patient = search.get("patient")
     with searching():
@@ -198,6 +198,7 @@ def search_type(services: Services, request: FhirRequest) -> FhirResult:
             owner=owner,
             statuses=None if status is None else [status],
             patient=None if patient is None else patient_reference(request, patient),
+            thread_id=thread_id,
             cursor=search.cursor,
             limit=search.count,
         )
@@ -206,6 +207,7 @@ def search_type(services: Services, request: FhirRequest) -> FhirResult:
         search,
         [(str(t.id), task_resource(t)) for t in found.items],
         next_cursor=found.next_cursor,
+        total=found.total,
     )
 
 
@@ -234,5 +236,5 @@ DEFINITION = ResourceDef(
             code="search-type", action="thread.list", also=("task.read",), handler=search_type
         ),
     ),
-    search=("owner", "status", "patient"),
+    search=("owner", "status", "patient", "focus"),
 )

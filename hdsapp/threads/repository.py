@@ -263,28 +263,42 @@ def thread_row(
     return None if found is None else _thread_row(found)
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ThreadCriteria:
+    """Which threads a list or search selects (``visible`` is a predicate over ``thread``):
+    the page and its count share them."""
+
+    visible: ColumnElement[bool]
+    group_id: uuid.UUID
+    statuses: Sequence[str]
+    patient_reference: str | None = None
+    ids: Sequence[uuid.UUID] | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        conditions = [
+            col(Thread.group_id) == self.group_id,
+            self.visible,
+            col(Thread.status).in_(self.statuses),
+        ]
+        if self.patient_reference is not None:
+            conditions.append(col(Thread.patient_reference) == self.patient_reference)
+        if self.ids is not None:
+            conditions.append(col(Thread.id).in_(self.ids))
+        return conditions
+
+
 def list_threads(
     session: Session,
     *,
-    visible: ColumnElement[bool],
-    group_id: uuid.UUID,
+    where: ThreadCriteria,
     user_id: uuid.UUID | None,
     now: dt.datetime,
-    statuses: Sequence[str],
-    patient_reference: str | None,
     unread_only: bool,
     after: tuple[dt.datetime, uuid.UUID] | None,
     limit: int,
-    ids: Sequence[uuid.UUID] | None = None,
 ) -> list[ThreadRow]:
     statement, unread = _thread_rows_statement(user_id, now)
-    statement = statement.where(
-        col(Thread.group_id) == group_id, visible, col(Thread.status).in_(statuses)
-    )
-    if patient_reference is not None:
-        statement = statement.where(col(Thread.patient_reference) == patient_reference)
-    if ids is not None:
-        statement = statement.where(col(Thread.id).in_(ids))
+    statement = statement.where(*where.conditions())
     if unread_only:
         statement = statement.where(unread > 0)
     if after is not None:
@@ -299,6 +313,12 @@ def list_threads(
         col(Thread.last_activity_at).desc(), col(Thread.id).desc()
     ).limit(limit)
     return [_thread_row(row) for row in session.execute(statement).all()]
+
+
+def count_threads(session: Session, *, where: ThreadCriteria) -> int:
+    """How many threads ``list_threads`` pages through (without ``unread_only``)."""
+    statement = select(func.count()).select_from(Thread).where(*where.conditions())
+    return int(session.execute(statement).scalar_one())
 
 
 def thread_counters(
@@ -473,6 +493,10 @@ def message_by_id(session: Session, thread_id: uuid.UUID, message_id: uuid.UUID)
     return session.scalars(statement).first()
 
 
+def _thread_messages(thread_id: uuid.UUID, after: int) -> list[ColumnElement[bool]]:
+    return [col(Message.thread_id) == thread_id, col(Message.seq) > after]
+
+
 def list_messages(
     session: Session, *, thread_id: uuid.UUID, after: int, limit: int
 ) -> Sequence[tuple[Message, Attachment | None, str]]:
@@ -482,11 +506,17 @@ def list_messages(
         select(Message, Attachment, col(User.display_name))
         .outerjoin(Attachment, col(Attachment.message_id) == col(Message.id))
         .join(User, col(User.id) == col(Message.author_id))
-        .where(col(Message.thread_id) == thread_id, col(Message.seq) > after)
+        .where(*_thread_messages(thread_id, after))
         .order_by(col(Message.seq))
         .limit(limit)
     )
     return [(row[0], row[1], row[2]) for row in session.execute(statement).all()]
+
+
+def count_thread_messages(session: Session, *, thread_id: uuid.UUID, after: int) -> int:
+    """How many messages ``list_messages`` pages through from ``after``."""
+    statement = select(func.count()).select_from(Message).where(*_thread_messages(thread_id, after))
+    return int(session.execute(statement).scalar_one())
 
 
 def _after(created: Any, key: Any, after: tuple[dt.datetime, uuid.UUID]) -> ColumnElement[bool]:
@@ -518,38 +548,53 @@ class MessageRow:
     participant: bool
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MessageCriteria:
+    """The messages of the group's threads that the caller may see (``visible`` is a
+    predicate over ``thread``), about a patient and among ``ids`` if given; a participant who
+    joined without the history sees only what followed. The page and its count share them."""
+
+    visible: ColumnElement[bool]
+    group_id: uuid.UUID
+    user_id: uuid.UUID | None
+    patient_reference: str | None = None
+    ids: Sequence[uuid.UUID] | None = None
+
+    def narrow(self, statement: Any, participant: Any) -> Any:
+        """``statement`` (from ``message``) joined with ``thread`` and with the caller's
+        participation (``participant``, an aliased ``thread_participant``), filtered."""
+        conditions = [
+            col(Thread.group_id) == self.group_id,
+            self.visible,
+            col(Message.seq) > func.coalesce(col(participant.visible_from_seq), 0),
+        ]
+        if self.patient_reference is not None:
+            conditions.append(col(Thread.patient_reference) == self.patient_reference)
+        if self.ids is not None:
+            conditions.append(col(Message.id).in_(self.ids))
+        return (
+            statement.join(Thread, col(Thread.id) == col(Message.thread_id))
+            .outerjoin(participant, _participation(participant, self.user_id))
+            .where(*conditions)
+        )
+
+
 def search_messages(
     session: Session,
     *,
-    visible: ColumnElement[bool],
-    group_id: uuid.UUID,
-    user_id: uuid.UUID | None,
-    patient_reference: str,
+    where: MessageCriteria,
     after: tuple[dt.datetime, uuid.UUID] | None,
     limit: int,
 ) -> list[MessageRow]:
-    """Messages of the group's threads about a patient that the caller may see (``visible``
-    is a predicate over ``thread``), in the order they were posted; a participant who joined
-    without the history sees only what followed."""
+    """The messages ``where`` selects, in the order they were posted."""
     participant = aliased(ThreadParticipant)
+    columns = select(
+        Message, Attachment, col(User.display_name), Thread, col(participant.id).is_not(None)
+    ).select_from(Message)
     statement = (
-        select(
-            Message,
-            Attachment,
-            col(User.display_name),
-            Thread,
-            col(participant.id).is_not(None),
-        )
-        .join(Thread, col(Thread.id) == col(Message.thread_id))
+        where.narrow(columns, participant)
         .join(User, col(User.id) == col(Message.author_id))
         .outerjoin(Attachment, col(Attachment.message_id) == col(Message.id))
-        .outerjoin(participant, _participation(participant, user_id))
-        .where(
-            col(Thread.group_id) == group_id,
-            col(Thread.patient_reference) == patient_reference,
-            visible,
-            col(Message.seq) > func.coalesce(col(participant.visible_from_seq), 0),
-        )
     )
     if after is not None:
         statement = statement.where(_after(col(Message.created_at), col(Message.id), after))
@@ -558,6 +603,13 @@ def search_messages(
         MessageRow(row[0], row[1], row[2], row[3], bool(row[4]))
         for row in session.execute(statement).all()
     ]
+
+
+def count_messages(session: Session, *, where: MessageCriteria) -> int:
+    """How many messages ``search_messages`` pages through."""
+    counted = select(func.count()).select_from(Message)
+    statement = where.narrow(counted, aliased(ThreadParticipant))
+    return int(session.execute(statement).scalar_one())
 
 
 # -- read positions ----------------------------------------------------------------------------
@@ -665,34 +717,52 @@ def my_tasks(
     return [(row[0], row[1]) for row in session.execute(statement).all()]
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TaskCriteria:
+    """The tasks of the group's threads the caller may see (``visible`` is a predicate over
+    ``thread``, joined), by assignee, statuses, patient and thread: the page and its count
+    share them."""
+
+    visible: ColumnElement[bool]
+    group_id: uuid.UUID
+    owner: uuid.UUID | None = None
+    statuses: Sequence[str] | None = None
+    patient_reference: str | None = None
+    thread_id: uuid.UUID | None = None
+
+    def narrow(self, statement: Any) -> Any:
+        """``statement`` (from ``task``) joined with ``thread``, filtered."""
+        conditions = [col(Thread.group_id) == self.group_id, self.visible]
+        if self.owner is not None:
+            conditions.append(col(Task.assignee_id) == self.owner)
+        if self.statuses is not None:
+            conditions.append(col(Task.status).in_(self.statuses))
+        if self.patient_reference is not None:
+            conditions.append(col(Thread.patient_reference) == self.patient_reference)
+        if self.thread_id is not None:
+            conditions.append(col(Task.thread_id) == self.thread_id)
+        return statement.join(Thread, col(Thread.id) == col(Task.thread_id)).where(*conditions)
+
+
 def search_tasks(
     session: Session,
     *,
-    visible: ColumnElement[bool],
-    group_id: uuid.UUID,
-    owner: uuid.UUID | None,
-    statuses: Sequence[str] | None,
-    patient_reference: str | None,
+    where: TaskCriteria,
     after: tuple[dt.datetime, uuid.UUID] | None,
     limit: int,
 ) -> Sequence[tuple[Task, Thread]]:
-    """Tasks of the group's threads the caller may see (``visible`` is a predicate over
-    ``thread``), oldest first."""
-    statement = (
-        select(Task, Thread)
-        .join(Thread, col(Thread.id) == col(Task.thread_id))
-        .where(col(Thread.group_id) == group_id, visible)
-    )
-    if owner is not None:
-        statement = statement.where(col(Task.assignee_id) == owner)
-    if statuses is not None:
-        statement = statement.where(col(Task.status).in_(statuses))
-    if patient_reference is not None:
-        statement = statement.where(col(Thread.patient_reference) == patient_reference)
+    """The tasks ``where`` selects, oldest first."""
+    statement = where.narrow(select(Task, Thread).select_from(Task))
     if after is not None:
         statement = statement.where(_after(col(Task.created_at), col(Task.id), after))
     statement = statement.order_by(col(Task.created_at), col(Task.id)).limit(limit)
     return [(row[0], row[1]) for row in session.execute(statement).all()]
+
+
+def count_tasks(session: Session, *, where: TaskCriteria) -> int:
+    """How many tasks ``search_tasks`` pages through."""
+    statement = where.narrow(select(func.count()).select_from(Task))
+    return int(session.execute(statement).scalar_one())
 
 
 # -- break-the-glass and notifications -----------------------------------------------------------

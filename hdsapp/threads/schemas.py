@@ -143,6 +143,7 @@ class MessagePublic(BaseModel):
 class MessageList(BaseModel):
     items: list[MessagePublic]
     next_cursor: str | None = Field(description="the seq to pass as after= (or cursor=)")
+    total: int | None = Field(default=None, description="the matching messages (FHIR searches)")
 
 
 class ThreadEvent(BaseModel):
@@ -201,6 +202,7 @@ class TaskPublic(BaseModel):
 class TaskList(BaseModel):
     items: list[TaskPublic]
     next_cursor: str | None
+    total: int | None = Field(default=None, description="the matching tasks (FHIR searches)")
 
 
 # -- break-the-glass ---------------------------------------------------------------------------

@@ -408,6 +408,7 @@ class CareTeam:
 class CareTeamList:
     items: list[CareTeam]
     next_cursor: str | None
+    total: int | None = None  # the matching threads the caller may read, if asked
 
 
 def _participant_public(row: ThreadParticipant, user: User) -> ParticipantPublic:
@@ -600,6 +601,7 @@ def list_threads(
         cursor=cursor,
         limit=limit,
         members=False,
+        with_total=False,
     )
     return ThreadList(items=[team.thread for team in found.items], next_cursor=found.next_cursor)
 
@@ -634,6 +636,7 @@ def search_care_teams(
         cursor=cursor,
         limit=limit,
         members=True,
+        with_total=True,
     )
 
 
@@ -658,7 +661,10 @@ def _list_threads(
     cursor: str | None,
     limit: int,
     members: bool,
+    with_total: bool,
 ) -> CareTeamList:
+    """A page of the threads ``where`` selects; ``with_total``: and how many there are in all
+    (not for ``where.unread``)."""
     group_id = where.group_id
     access = _access("search", "E", "CareTeam", group_id=group_id, query=where.query)
     with audited(session, database, actor, access) as scope:
@@ -674,19 +680,27 @@ def _list_threads(
             plan, actor, col(Thread.group_id), repository.thread_predicates(context.now)
         )
         limit = max(1, min(limit, pagination.MAX_LIMIT))
-        rows = repository.list_threads(
-            session,
+        criteria = repository.ThreadCriteria(
             visible=visible,
             group_id=group_id,
-            user_id=actor.user_id,
-            now=context.now,
             statuses=where.statuses,
             patient_reference=reference,
             ids=where.ids,
+        )
+        rows = repository.list_threads(
+            session,
+            where=criteria,
+            user_id=actor.user_id,
+            now=context.now,
             unread_only=where.unread,
             after=after,
             limit=limit + 1,
         )
+        total = None
+        if with_total:
+            if where.unread:
+                raise ValueError("an unread-only list is not counted")
+            total = repository.count_threads(session, where=criteria)
         page = rows[:limit]
         display = _display(session, keyring, group_id, [r.thread for r in page])
         circles = _members(session, [r.thread.id for r in page]) if members else {}
@@ -707,6 +721,7 @@ def _list_threads(
         return CareTeamList(
             items=items,
             next_cursor=pagination.encode_cursor(last.last_activity_at, last.id) if last else None,
+            total=total,
         )
 
 
@@ -993,9 +1008,11 @@ def list_messages(
     after: int | None,
     cursor: str | None,
     limit: int,
+    with_total: bool = False,
 ) -> MessageList:
     """Messages with a seq above ``after`` (or ``cursor``), at most ``limit`` (≤ 100), in
-    order. A participant who joined without the history sees only what followed."""
+    order. A participant who joined without the history sees only what followed.
+    ``with_total``: and the number of messages the caller may read in the thread (``total``)."""
     access = _access("search", "E", "Communication", query="Communication?thread")
     with audited(session, database, actor, access) as scope:
         context = groups.policy_context(settings)
@@ -1022,8 +1039,15 @@ def list_messages(
             _message_public(session, keyring, thread, m, attachment=a, names=names)
             for m, a, _ in page
         ]
+        total = None
+        if with_total:
+            total = repository.count_thread_messages(
+                session, thread_id=thread_id, after=standing.history_from
+            )
         return MessageList(
-            items=items, next_cursor=str(page[-1][0].seq) if len(rows) > limit else None
+            items=items,
+            next_cursor=str(page[-1][0].seq) if len(rows) > limit else None,
+            total=total,
         )
 
 
@@ -1085,31 +1109,35 @@ def search_messages(
     settings: Settings,
     keyring: Keyring,
     group_id: uuid.UUID,
-    patient: str,
+    patient: str | None,
     cursor: str | None,
     limit: int,
+    ids: Sequence[uuid.UUID] | None = None,
 ) -> MessageList:
-    """The messages about a patient in the group's threads the caller may read (FHIR
-    Communication search by patient), oldest first: allowed as listing the threads
-    (``thread.list``), rows filtered in SQL by the row plan of ``message.list``."""
-    query = "Communication?patient=*"
+    """The messages in the group's threads the caller may read, about a patient and among
+    ``ids`` if given (FHIR Communication search by patient or ``_id``), oldest first, with how
+    many match (``total``): allowed as listing the threads (``thread.list``), rows filtered in
+    SQL by the row plan of ``message.list``."""
+    asked = (("patient", patient is not None), ("_id", ids is not None))
+    query = "Communication?" + "&".join(f"{name}=*" for name, used in asked if used)
     access = _access("search", "E", "Communication", group_id=group_id, query=query)
     with audited(session, database, actor, access) as scope:
         context = groups.policy_context(settings)
         _group_search(actor, group_id, session, context, scope)
-        patient_id, reference = patient_reference(patient)
-        scope.patient_id = patient_id
+        reference = None
+        if patient is not None:
+            scope.patient_id, reference = patient_reference(patient)
         after = pagination.decode_cursor(cursor, dt.datetime, uuid.UUID) if cursor else None
         limit = max(1, min(limit, pagination.MAX_LIMIT))
-        rows = repository.search_messages(
-            session,
+        criteria = repository.MessageCriteria(
             visible=_visible(actor, "message.list", context),
             group_id=group_id,
             user_id=actor.user_id,
             patient_reference=reference,
-            after=after,
-            limit=limit + 1,
+            ids=ids,
         )
+        rows = repository.search_messages(session, where=criteria, after=after, limit=limit + 1)
+        total = repository.count_messages(session, where=criteria)
         page = rows[:limit]
         scope.result_refs = [f"Communication/{r.message.id}" for r in page]
         if any(not r.participant for r in page):
@@ -1131,6 +1159,7 @@ def search_messages(
         return MessageList(
             items=items,
             next_cursor=pagination.encode_cursor(last.created_at, last.id) if last else None,
+            total=total,
         )
 
 
@@ -1713,14 +1742,17 @@ def search_tasks(
     patient: str | None,
     cursor: str | None,
     limit: int,
+    thread_id: uuid.UUID | None = None,
 ) -> TaskList:
     """The tasks of the group's threads the caller may read (FHIR Task search), by assignee,
-    statuses and patient, oldest first: allowed as listing the threads (``thread.list``),
-    rows filtered in SQL by the row plan of ``task.read``."""
+    statuses, patient and thread, oldest first, with how many match (``total``): allowed as
+    listing the threads (``thread.list``), rows filtered in SQL by the row plan of
+    ``task.read``."""
     asked = (
         ("owner", owner is not None),
         ("status", statuses is not None),
         ("patient", patient is not None),
+        ("focus", thread_id is not None),
     )
     query = "Task?" + "&".join(f"{name}=*" for name, used in asked if used)
     access = _access("search", "E", "Task", group_id=group_id, query=query)
@@ -1732,22 +1764,23 @@ def search_tasks(
             scope.patient_id, reference = patient_reference(patient)
         after = pagination.decode_cursor(cursor, dt.datetime, uuid.UUID) if cursor else None
         limit = max(1, min(limit, pagination.MAX_LIMIT))
-        rows = repository.search_tasks(
-            session,
+        criteria = repository.TaskCriteria(
             visible=_visible(actor, "task.read", context),
             group_id=group_id,
             owner=owner,
             statuses=statuses,
             patient_reference=reference,
-            after=after,
-            limit=limit + 1,
+            thread_id=thread_id,
         )
+        rows = repository.search_tasks(session, where=criteria, after=after, limit=limit + 1)
+        total = repository.count_tasks(session, where=criteria)
         page = rows[:limit]
         scope.result_refs = [f"Task/{t.id}" for t, _ in page]
         last = page[-1][0] if len(rows) > limit else None
         return TaskList(
             items=[_task_public(session, keyring, thread, task) for task, thread in page],
             next_cursor=pagination.encode_cursor(last.created_at, last.id) if last else None,
+            total=total,
         )
 
 

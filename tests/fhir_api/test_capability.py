@@ -49,8 +49,12 @@ def test_metadata_is_a_valid_r4_capability_statement(clinic: Clinic) -> None:
     # Case threads: a thread is a CareTeam, a message a Communication, a task a Task.
     for name, interactions, names in [
         ("CareTeam", ["read", "search-type"], {"_id", "patient"}),
-        ("Communication", ["read", "search-type", "create"], {"thread", "patient"}),
-        ("Task", ["read", "update", "create", "search-type"], {"owner", "status", "patient"}),
+        ("Communication", ["read", "search-type", "create"], {"thread", "patient", "_id"}),
+        (
+            "Task",
+            ["read", "update", "create", "search-type"],
+            {"owner", "status", "patient", "focus"},
+        ),
     ]:
         assert [i["code"] for i in served[name]["interaction"]] == interactions
         assert {p["name"] for p in served[name]["searchParam"]} == names
@@ -100,6 +104,7 @@ def test_thread_search_parameters_name_their_elements() -> None:
         "CareTeam-patient": "CareTeam.subject.where(resolve() is Patient)",
         "Task-patient": "Task.for.where(resolve() is Patient)",
         "Task-owner": "Task.owner",
+        "Task-focus": "Task.focus",
     }
     for name, expression in expressions.items():
         assert by_url[f"urn:hdsapp:SearchParameter/{name}"]["expression"] == expression

@@ -111,3 +111,34 @@ def test_search_shows_only_readable_threads_and_is_audited(ward: Ward) -> None:
         refused(fhir_call(ward, "doc", "GET", f"CareTeam?{query}"), 400)
     refused(fhir_call(ward, "auditor", "GET", "CareTeam"), 403)
     refused(fhir_call(ward, "outsider", "GET", "CareTeam"), 404)
+
+
+def pages(ward: Ward, who: str, query: str) -> list[dict[str, Any]]:
+    """Every page of a search, following ``next`` links; each page's ``total`` is checked to be
+    the same, and to equal the number of resources collected."""
+    found = [ok(fhir_call(ward, who, "GET", query))]
+    while following := [link["url"] for link in found[-1]["link"] if link["relation"] == "next"]:
+        found.append(ok(ward.call("GET", who, following[0].removeprefix("https://testserver"))))
+    collected = [i for page in found for i in ids(page)]
+    assert len(set(collected)) == len(collected), query
+    assert {page["total"] for page in found} == {len(collected)}, query
+    return found
+
+
+def test_total_counts_the_readable_threads_across_pages(ward: Ward) -> None:
+    mine = [ward.open("doc", participants=("nurse",))["id"] for _ in range(3)]
+    mine.append(ward.open("doc", participants=(), patient=EXTERNAL)["id"])
+    hidden = [ward.open("pharma", participants=())["id"] for _ in range(2)]
+    found = pages(ward, "doc", "CareTeam?_count=2")
+    assert len(found) == 2
+    assert found[0]["total"] == len(mine)
+    assert sorted(i for page in found for i in ids(page)) == sorted(mine)
+    found = pages(ward, "doc", f"CareTeam?patient={ward.pid}&_count=1")
+    assert [page["total"] for page in found] == [3, 3, 3]
+    # The nurse takes part in three of them; the pharmacist sees only their own.
+    assert pages(ward, "nurse", "CareTeam?_count=2")[0]["total"] == 3
+    assert pages(ward, "pharma", "CareTeam?_count=1")[0]["total"] == len(hidden)
+    # An id the caller may not read is not counted; an empty search says 0.
+    assert pages(ward, "doc", f"CareTeam?_id={hidden[0]}")[0]["total"] == 0
+    assert pages(ward, "doc", f"CareTeam?_id={mine[0]}")[0]["total"] == 1
+    assert pages(ward, "physio", "CareTeam")[0]["total"] == 0

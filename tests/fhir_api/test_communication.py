@@ -12,7 +12,7 @@ import pytest
 from fhir.resources.R4B.communication import Communication
 
 from tests.fhir_api.conftest import Ward, audited_once, fhir_call, result_refs
-from tests.fhir_api.test_careteam import ids
+from tests.fhir_api.test_careteam import ids, pages
 from tests.fhir_api.test_resources import ok, refused
 
 CLIENT_ID = "urn:hdsapp:message-client-id"
@@ -31,6 +31,16 @@ def message(
     if client_id is not None:
         resource["identifier"] = [{"system": CLIENT_ID, "value": client_id}]
     return resource
+
+
+def join_without_history(ward: Ward, tid: str, who: str) -> None:
+    response = ward.call(
+        "POST",
+        "doc",
+        f"/api/v1/threads/{tid}/participants",
+        json={"user_id": str(ward.users[who]), "share_history": False},
+    )
+    assert response.status_code == 201, response.text
 
 
 def test_a_message_is_a_communication(ward: Ward) -> None:
@@ -119,13 +129,7 @@ def test_search_by_thread_and_by_patient(ward: Ward) -> None:
 def test_a_newcomer_without_the_history_does_not_read_it(ward: Ward) -> None:
     tid = ward.open("doc", participants=())["id"]
     before = ward.post("doc", tid, "avant").json()["id"]
-    response = ward.call(
-        "POST",
-        "doc",
-        f"/api/v1/threads/{tid}/participants",
-        json={"user_id": str(ward.users["physio"]), "share_history": False},
-    )
-    assert response.status_code == 201, response.text
+    join_without_history(ward, tid, "physio")
     after = ward.post("doc", tid, "après").json()["id"]
     refused(fhir_call(ward, "physio", "GET", f"Communication/{before}"), 404)
     ok(fhir_call(ward, "physio", "GET", f"Communication/{after}"))
@@ -241,3 +245,55 @@ def test_communications_that_are_not_messages_are_422(ward: Ward, change: Any, p
     body = refused(fhir_call(ward, "doc", "POST", "Communication", resource=resource), 422)
     assert path in [e for issue in body["issue"] for e in issue.get("expression", [])], body
     assert ward.messages("doc", tid).json()["items"] == []
+
+
+def test_total_counts_the_readable_messages_across_pages(ward: Ward) -> None:
+    first = ward.open("doc", participants=("nurse",))["id"]
+    second = ward.open("doc", participants=())["id"]
+    hidden = ward.open("pharma", participants=())["id"]
+    elsewhere = ward.open("doc", participants=(), patient=f"Patient/{ward.register_patient()}")
+    for index in range(3):
+        ward.post("doc", first, f"premier {index}")
+        ward.post("doc", second, f"second {index}")
+        ward.post("pharma", hidden, f"caché {index}")
+    ward.post("doc", elsewhere["id"], "ailleurs")
+    found = pages(ward, "doc", f"Communication?patient={ward.pid}&_count=4")
+    assert [page["total"] for page in found] == [6, 6]
+    found = pages(ward, "doc", f"Communication?thread=CareTeam/{first}&_count=2")
+    assert [page["total"] for page in found] == [3, 3]
+    # The nurse reads only the thread she takes part in, the pharmacist only theirs.
+    assert pages(ward, "nurse", f"Communication?patient={ward.pid}&_count=2")[0]["total"] == 3
+    assert pages(ward, "pharma", f"Communication?patient={ward.pid}&_count=2")[0]["total"] == 3
+    # A newcomer without the history counts only what followed.
+    join_without_history(ward, first, "physio")
+    ward.post("doc", first, "après")
+    for query in (f"thread={first}", f"patient={ward.pid}"):
+        assert pages(ward, "physio", f"Communication?{query}&_count=1")[0]["total"] == 1
+    assert pages(ward, "doc", f"Communication?thread={first}&_count=3")[0]["total"] == 4
+
+
+def test_search_by_id(ward: Ward) -> None:
+    tid = ward.open("doc", participants=())["id"]
+    hidden = ward.open("pharma", participants=())["id"]
+    elsewhere = ward.open("doc", participants=(), patient=f"Patient/{ward.register_patient()}")
+    mine = ward.post("doc", tid, "un").json()["id"]
+    other = ward.post("doc", elsewhere["id"], "ailleurs").json()["id"]
+    theirs = ward.post("pharma", hidden, "caché").json()["id"]
+    response, entry = audited_once(
+        ward, lambda: fhir_call(ward, "doc", "GET", f"Communication?_id={mine}")
+    )
+    bundle = ok(response)
+    assert (ids(bundle), bundle["total"]) == ([mine], 1)
+    assert bundle["entry"][0]["resource"] == ok(
+        fhir_call(ward, "doc", "GET", f"Communication/{mine}")
+    )
+    assert entry["kind"] == "search"
+    assert result_refs(json.loads(entry["event"])) == [f"Communication/{mine}"]
+    assert pages(ward, "doc", f"Communication?_id={mine}&patient={ward.pid}")[0]["total"] == 1
+    assert pages(ward, "doc", f"Communication?_id={other}&patient={ward.pid}")[0]["total"] == 0
+    # A message the caller may not read, or a malformed id, matches nothing.
+    for value in (theirs, "nope"):
+        assert pages(ward, "doc", f"Communication?_id={value}")[0]["total"] == 0
+    assert pages(ward, "pharma", f"Communication?_id={theirs}")[0]["total"] == 1
+    refused(fhir_call(ward, "doc", "GET", f"Communication?_id={mine}&thread={tid}"), 400)
+    refused(fhir_call(ward, "auditor", "GET", f"Communication?_id={mine}"), 403)

@@ -12,7 +12,7 @@ import pytest
 from fhir.resources.R4B.task import Task
 
 from tests.fhir_api.conftest import Ward, audited_once, fhir_call, result_refs
-from tests.fhir_api.test_careteam import ids
+from tests.fhir_api.test_careteam import ids, pages
 from tests.fhir_api.test_resources import ok, refused
 
 
@@ -233,7 +233,43 @@ def test_search_by_owner_status_and_patient(ward: Ward) -> None:
     ]
     assert ids(ok(fhir_call(ward, "pharma", "GET", "Task"))) != []
     assert a["id"] not in ids(ok(fhir_call(ward, "pharma", "GET", "Task")))
-    for query in ("owner=Group/1", "patient=Group/1", "focus=x"):
+    for query in ("owner=Group/1", "patient=Group/1", "focus=x", "foo=1"):
         refused(fhir_call(ward, "doc", "GET", f"Task?{query}"), 400)
     refused(fhir_call(ward, "auditor", "GET", "Task"), 403)
     refused(fhir_call(ward, "outsider", "GET", "Task"), 404)
+
+
+def test_total_counts_the_readable_tasks_across_pages(ward: Ward) -> None:
+    first = ward.open("doc", participants=("nurse",))["id"]
+    second = ward.open("doc", participants=())["id"]
+    hidden = ward.open("pharma", participants=())["id"]
+    nurse = str(ward.users["nurse"])
+    for _ in range(3):
+        create(ward, "doc", new_task(first, owner=nurse))
+        create(ward, "doc", new_task(second))
+        create(ward, "pharma", new_task(hidden))
+    found = pages(ward, "doc", "Task?_count=4")
+    assert [page["total"] for page in found] == [6, 6]
+    assert [page["total"] for page in pages(ward, "doc", f"Task?owner={nurse}&_count=2")] == [3, 3]
+    assert pages(ward, "doc", "Task?status=requested&_count=5")[0]["total"] == 6
+    assert pages(ward, "nurse", "Task?_count=2")[0]["total"] == 3
+    assert pages(ward, "pharma", "Task?_count=2")[0]["total"] == 3
+    assert pages(ward, "physio", "Task")[0]["total"] == 0
+
+
+def test_search_by_focus(ward: Ward) -> None:
+    first = ward.open("doc", participants=())["id"]
+    second = ward.open("doc", participants=())["id"]
+    hidden = ward.open("pharma", participants=())["id"]
+    a = create(ward, "doc", new_task(first))
+    b = create(ward, "doc", new_task(first))
+    create(ward, "doc", new_task(second))
+    create(ward, "pharma", new_task(hidden))
+    for focus in (f"CareTeam/{first}", first):
+        found = pages(ward, "doc", f"Task?focus={focus}&_count=1")
+        assert [i for page in found for i in ids(page)] == [a["id"], b["id"]]
+    # A thread the caller may not read matches nothing.
+    assert pages(ward, "doc", f"Task?focus=CareTeam/{hidden}")[0]["total"] == 0
+    assert ids(ok(fhir_call(ward, "doc", "GET", f"Task?focus={first}&status=completed"))) == []
+    for query in ("focus=x", "focus=Patient/1", f"focus=Task/{a['id']}"):
+        refused(fhir_call(ward, "doc", "GET", f"Task?{query}"), 400)
