@@ -12,7 +12,8 @@ from sqlalchemy import text
 
 from hdsapp.config import Settings
 from hdsapp.core.db import Database
-from hdsapp.threads import blobs, content, service
+from hdsapp.threads import blobs, content
+from hdsapp.threads.service import attachments
 from tests.conftest import make_settings
 from tests.threads.conftest import Ward
 
@@ -96,7 +97,7 @@ def test_upload_and_download(ward: Ward, settings: Settings) -> None:
 def test_large_files_go_in_several_chunks(
     ward: Ward, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "ATTACHMENT_CHUNK_BYTES", 1000)
+    monkeypatch.setattr(attachments, "ATTACHMENT_CHUNK_BYTES", 1000)
     tid = ward.open()["id"]
     posted = upload(ward, "doc", tid, PNG, filename="plaie.png", fields={"document_type": "photo"})
     assert posted.status_code == 201, posted.text
@@ -207,7 +208,7 @@ def test_a_failed_upload_leaves_no_row_and_no_blob(
         raise RuntimeError("the database went away")
 
     monkeypatch.setattr(blobs.FilesystemBlobStore, "put", put)
-    monkeypatch.setattr(service, "_insert_message", fail)
+    monkeypatch.setattr(attachments, "_insert_message", fail)
     before = ward.world.audit_count()
     response = upload(ward, "doc", tid, PDF)
     assert response.status_code == 500
