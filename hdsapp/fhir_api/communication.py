@@ -192,9 +192,9 @@ def search_type(services: Services, request: FhirRequest) -> FhirResult:
     search = parse_search(request)
     thread_id = referenced_id(request, search, "thread", "CareTeam")
     patient, by_id = search.get("patient"), ids(search)
-    if (thread_id is None) == (patient is None and by_id is None):
+    if thread_id is not None and (patient is not None or by_id is not None):
         raise BadRequest(
-            "Communication is searched by thread, or by patient and/or _id.",
+            "Communication is searched by thread alone, or by patient and/or _id.",
             code="invalid-search",
         )
     with searching():

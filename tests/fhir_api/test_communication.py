@@ -96,7 +96,7 @@ def test_search_by_thread_and_by_patient(ward: Ward) -> None:
     a = ward.post("doc", first, "un").json()["id"]
     b = ward.post("nurse", first, "deux").json()["id"]
     c = ward.post("doc", second, "trois").json()["id"]
-    ward.post("doc", other_patient["id"], "ailleurs")
+    d = ward.post("doc", other_patient["id"], "ailleurs").json()["id"]
     response, entry = audited_once(
         ward, lambda: fhir_call(ward, "doc", "GET", f"Communication?thread=CareTeam/{first}")
     )
@@ -116,8 +116,11 @@ def test_search_by_thread_and_by_patient(ward: Ward) -> None:
     page = ok(fhir_call(ward, "doc", "GET", f"Communication?thread={first}&_count=1"))
     following = next(link["url"] for link in page["link"] if link["relation"] == "next")
     assert ids(ok(ward.call("GET", "doc", following.removeprefix("https://testserver")))) == [b]
-    for query in ("", "thread=Group/1", f"thread={first}&patient={ward.pid}", "patient=Group/1"):
+    for query in ("thread=Group/1", f"thread={first}&patient={ward.pid}", "patient=Group/1"):
         refused(fhir_call(ward, "doc", "GET", f"Communication?{query}"), 400)
+    # Without a parameter: every message of the group's threads the caller may read.
+    assert ids(ok(fhir_call(ward, "doc", "GET", "Communication"))) == [a, b, c, d]
+    assert ids(ok(fhir_call(ward, "nurse", "GET", "Communication"))) == [a, b]
     refused(fhir_call(ward, "pharma", "GET", f"Communication?thread={first}"), 403)
     assert ids(ok(fhir_call(ward, "pharma", "GET", f"Communication?patient={ward.pid}"))) == []
     refused(
