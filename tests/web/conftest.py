@@ -37,6 +37,7 @@ from playwright.sync_api import (
     Request,
     ViewportSize,
     WebError,
+    expect,
     sync_playwright,
 )
 
@@ -44,6 +45,9 @@ from hdsapp.config import Settings
 from hdsapp.core.db import Database
 from tests.conftest import REPO_ROOT, require_service
 from tests.web.people import People
+
+# Assertions wait for the app as long as actions do, on a loaded CI machine too.
+expect.set_options(timeout=15_000)
 
 CHROMIUM = Path(os.environ.get("HDS_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -236,7 +240,9 @@ def contexts(browser: Browser, live_server: LiveServer, guard: Guard) -> Iterato
             timezone_id="Europe/Paris",
             service_workers="allow",
         )
-        ctx.set_default_timeout(10_000)
+        # Generous for a CI machine running other suites: a passing step waits only as long as
+        # the app takes, a failing one a little longer.
+        ctx.set_default_timeout(30_000)
         ctx.add_init_script(CSP_LISTENER)
         ctx.on("request", guard.on_request)
         ctx.on("console", guard.on_console)
