@@ -14,7 +14,7 @@ from sqlmodel import col
 from hdsapp.core.db import Database, utcnow
 from hdsapp.models.auth_session import AuthSession
 from tests.web.a11y import assert_accessible
-from tests.web.conftest import Guard, Shoot
+from tests.web.conftest import Guard, NewContext, Shoot
 from tests.web.people import People, Person, sign_in
 
 pytestmark = pytest.mark.browser
@@ -105,6 +105,7 @@ def test_coordinator_invites_a_member_who_accepts(
 
 def test_an_invitation_for_someone_else_is_refused(
     page: Page,
+    contexts: NewContext,
     group: uuid.UUID,
     coordinator: Person,
     newcomer: Person,
@@ -114,16 +115,19 @@ def test_an_invitation_for_someone_else_is_refused(
     other = people.add("intrus@example.org", "Intrus")
     sign_in(page, coordinator)
     page.get_by_role("link", name="Coordination").click()
+    expect(page.locator("#members-title")).to_have_text("Membres · 2 membres")
     page.get_by_label("Adresse e-mail").fill(newcomer.email)
-    page.get_by_role("button", name="Inviter", exact=True).click()
-    link = page.locator("#invite-link").inner_text()
-    page.get_by_role("button", name="Se déconnecter").first.click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Connexion")
+    with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        page.get_by_role("button", name="Inviter", exact=True).click()
+    assert posted.value.status == 201
+    link = f"{page.url.split('#')[0]}#/invitations/{posted.value.json()['token']}"
 
+    # The link forwarded to someone else, on their own browser.
     guard.expect_http_error(f"/api/v1/invitations/{link.rsplit('/', 1)[1]}/accept", 403)
-    sign_in(page, other, start=link)
-    page.get_by_role("button", name="Accepter l'invitation").click()
-    expect(page.get_by_role("alert")).to_have_text(
+    intruder = contexts().new_page()
+    sign_in(intruder, other, start=link)
+    intruder.get_by_role("button", name="Accepter l'invitation").click()
+    expect(intruder.get_by_role("alert")).to_have_text(
         "Cette invitation est adressée à une autre personne."
     )
 

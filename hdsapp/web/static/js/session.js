@@ -83,6 +83,8 @@ export async function signIn({ email, password, otp }) {
  * service worker, so nothing of the session survives in the browser. The caller reloads.
  */
 export async function signOut() {
+  // The live stream belongs to the session that ends: closed first.
+  await import("./live.js").then((live) => live.stop(), () => undefined);
   try {
     await api.post("/api/v1/auth/logout", undefined, { expectUnauthenticated: true });
   } catch {
